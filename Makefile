@@ -1,0 +1,26 @@
+# The two commands of the README. Each sets itself up on a fresh machine: `.venv` is created from
+# the pinned lock the first time (and again whenever the lock or pyproject.toml changes).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: test book setup clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-lock.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --builder html
+
+clean:
+	rm -rf _build

@@ -1,0 +1,40 @@
+"""sclip_lib: turn any open_clip ViT into a training-free open-vocabulary segmenter.
+
+    import sclip_lib as sl
+    model = sl.load_clip("ViT-B-16", pretrained="openai")
+    seg = sl.Segmenter(model, ["cat", "sofa, couch", "remote control"], attention="sclip")
+    mask = seg.predict(image)        # (H, W) int64 class indices
+"""
+
+from .attention import ATTENTIONS, AttentionContext, register_attention
+from .encoder import DenseEncoder
+from .metrics import IoUResult, MeanIoU
+from .models import CHECKPOINT_DIR_ENV, WeightsError, load_clip, weights_info
+from .pamr import PAMR
+from .segmenter import Segmenter, Settings
+from .text import OPENAI_IMAGENET_TEMPLATES, STUFF_BACKGROUND, parse_classes, read_class_file, text_embeddings
+from .windows import sliding_windows
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ATTENTIONS",
+    "AttentionContext",
+    "CHECKPOINT_DIR_ENV",
+    "DenseEncoder",
+    "IoUResult",
+    "MeanIoU",
+    "OPENAI_IMAGENET_TEMPLATES",
+    "PAMR",
+    "STUFF_BACKGROUND",
+    "Segmenter",
+    "Settings",
+    "WeightsError",
+    "load_clip",
+    "parse_classes",
+    "read_class_file",
+    "register_attention",
+    "sliding_windows",
+    "text_embeddings",
+    "weights_info",
+]

@@ -1,0 +1,134 @@
+"""Last-block attention variants: SCLIP's correlative self-attention and its relatives.
+
+Every variant is a small pure function ``fn(q, k, v, ctx) -> out`` on per-head tensors of shape
+``(batch, heads, tokens, head_dim)``, registered together with one architectural fact: whether the
+last block keeps its residual connection and MLP. Token 0 is the CLS token; the rest are patches in
+row-major order on the grid ``ctx.grid``.
+
+Adding a variant is one function and one decorator::
+
+    @register_attention("vv", keep_residual=False)
+    def vv_attention(q, k, v, ctx):
+        return _attend(v @ v.transpose(-2, -1) * ctx.scale, v)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
+
+import torch
+
+__all__ = ["ATTENTIONS", "AttentionContext", "AttentionVariant", "register_attention", "attention_weights"]
+
+
+@dataclass(frozen=True)
+class AttentionContext:
+    """What a variant may need beyond q, k, v."""
+
+    scale: float | torch.Tensor  # head_dim ** -0.5, or a per-head tensor for scaled-cosine attention
+    grid: tuple[int, int]  # patch grid (rows, cols) of the window
+
+
+@dataclass(frozen=True)
+class AttentionVariant:
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, AttentionContext], torch.Tensor]
+    keep_residual: bool  # last block keeps `x + attn(...)` and `x + mlp(...)`
+    description: str = ""
+
+
+class _Registry(Mapping[str, AttentionVariant]):
+    """Read-only view of the registered variants; ``list(ATTENTIONS)`` gives their names."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, AttentionVariant] = {}
+
+    def __getitem__(self, name: str) -> AttentionVariant:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(f"unknown attention {name!r}; available: {', '.join(self._items)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"ATTENTIONS({', '.join(self._items)})"
+
+
+ATTENTIONS = _Registry()
+
+
+def register_attention(name: str, *, keep_residual: bool, description: str = ""):
+    """Decorator that adds ``fn`` to :data:`ATTENTIONS` under ``name``."""
+
+    def wrap(fn):
+        if name in ATTENTIONS:
+            raise ValueError(f"attention {name!r} is already registered")
+        ATTENTIONS._items[name] = AttentionVariant(name, fn, keep_residual, description or (fn.__doc__ or "").strip())
+        return fn
+
+    return wrap
+
+
+def _attend(logits: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    # softmax in float32 even under fp16 autocast: rows of near-equal logits lose their order in half
+    return logits.float().softmax(dim=-1).to(v.dtype) @ v
+
+
+@register_attention("vanilla", keep_residual=True)
+def vanilla(q, k, v, ctx):
+    """CLIP's own attention: softmax(s q k^T)."""
+    return _attend(q @ k.transpose(-2, -1) * ctx.scale, v)
+
+
+@register_attention("maskclip", keep_residual=False)
+def maskclip(q, k, v, ctx):
+    """MaskCLIP: identity attention, every token keeps its own value."""
+    return v
+
+
+@register_attention("sclip", keep_residual=True)
+def sclip(q, k, v, ctx):
+    """SCLIP's correlative self-attention: softmax(s q q^T) + softmax(s k k^T), rows sum to 2."""
+    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v) + _attend(k @ k.transpose(-2, -1) * ctx.scale, v)
+
+
+@register_attention("clearclip", keep_residual=False)
+def clearclip(q, k, v, ctx):
+    """ClearCLIP: softmax(s q q^T) without residual and MLP."""
+    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v)
+
+
+NACLIP_SIGMA = 5.0
+
+
+@register_attention("naclip", keep_residual=False)
+def naclip(q, k, v, ctx):
+    """NACLIP: softmax(s k k^T + Gaussian neighbourhood bias on the patch grid), no residual and MLP."""
+    bias = gaussian_neighbourhood(ctx.grid, NACLIP_SIGMA, device=k.device)
+    return _attend(k @ k.transpose(-2, -1) * ctx.scale + bias, v)
+
+
+def gaussian_neighbourhood(grid: tuple[int, int], sigma: float, device=None) -> torch.Tensor:
+    """(1 + N, 1 + N) additive bias exp(-d^2 / 2 sigma^2) between patches; 0 in the CLS row and column."""
+    rows, cols = grid
+    yy, xx = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
+    pos = torch.stack([yy.flatten(), xx.flatten()], dim=1).float()
+    bias = torch.zeros(1 + rows * cols, 1 + rows * cols, device=device)
+    bias[1:, 1:] = torch.exp(-torch.cdist(pos, pos).square() / (2 * sigma**2))
+    return bias
+
+
+def attention_weights(name: str, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+    """The (batch, heads, L, L) attention matrix of a variant, for plots.
+
+    Feeding the identity as ``v`` turns ``A @ v`` into ``A``, so the plot shows exactly the function
+    the encoder runs, with no second definition of any variant.
+    """
+    eye = torch.eye(q.shape[-2], dtype=q.dtype, device=q.device).expand(*q.shape[:-1], q.shape[-2])
+    return ATTENTIONS[name].fn(q, k, eye, ctx)

@@ -1,0 +1,154 @@
+"""Run an open_clip ViT with its last block's attention swapped, and read dense patch features.
+
+Blocks 1..L-1 run unchanged; the last block reuses its own pretrained q/k/v and output projections
+and only the attention pattern (and, per variant, the residual + MLP) changes. The wrapped model is
+never modified, so several encoders with different variants can share one set of weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import ATTENTIONS, AttentionContext, AttentionVariant, attention_weights
+
+__all__ = ["DenseEncoder"]
+
+
+class DenseEncoder(nn.Module):
+    """Dense image encoder over ``model.visual`` with the attention variant ``attention`` in the last block.
+
+    ``forward(images)`` returns every output token after ``ln_post`` and ``proj``: ``(B, 1 + h*w, dim)``,
+    CLS first. ``dense_features(images)`` returns the L2-normalised patch features ``(B, dim, h, w)``.
+    """
+
+    def __init__(self, model: nn.Module, attention: str = "sclip") -> None:
+        super().__init__()
+        visual = getattr(model, "visual", model)
+        _check_supported(visual)
+        self.visual = visual
+        self.variant: AttentionVariant = ATTENTIONS[attention]
+        self.patch_size: tuple[int, int] = tuple(visual.patch_size)
+        self._pos_cache: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def attention(self) -> str:
+        return self.variant.name
+
+    # -- stages -------------------------------------------------------------------------------------
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Patch grid of an input; trailing pixels that do not fill a patch are dropped, as by the conv."""
+        return height // self.patch_size[0], width // self.patch_size[1]
+
+    def positional_embedding(self, grid: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        """The model's positional embedding, bicubically resized to ``grid`` (CLS entry unchanged)."""
+        pos = self.visual.positional_embedding
+        key = (grid, dtype, pos.device, pos._version)
+        if key not in self._pos_cache:
+            cls, patches = pos[:1], pos[1:]
+            g0, g1 = self.visual.grid_size
+            if (g0, g1) != grid:
+                patches = patches.reshape(1, g0, g1, -1).permute(0, 3, 1, 2).float()
+                patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
+                patches = patches.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
+            self._pos_cache = {key: torch.cat([cls, patches.to(pos.dtype)]).to(dtype)}  # one grid at a time
+        return self._pos_cache[key]
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Patchify, add CLS and (resized) positional embedding, ``ln_pre``: ``(B, 1 + h*w, width)``."""
+        v = self.visual
+        x = v.conv1(images)
+        grid = tuple(x.shape[-2:])
+        x = x.flatten(2).transpose(1, 2)
+        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding(grid, x.dtype)
+        return v.ln_pre(v.patch_dropout(x))
+
+    def run_blocks(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """Run the unchanged blocks ``0 .. stop-1`` (batch-first in and out)."""
+        t = self.visual.transformer
+        if not getattr(t, "batch_first", True):
+            x = x.transpose(0, 1)
+        for block in t.resblocks[:stop]:
+            x = block(x)
+        return x if getattr(t, "batch_first", True) else x.transpose(0, 1)
+
+    def last_block(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """The swapped last block."""
+        block = self.visual.transformer.resblocks[-1]
+        q, k, v, scale = _project_qkv(block.attn, block.ln_1(x))
+        out = self.variant.fn(q, k, v, AttentionContext(scale=scale, grid=grid))
+        branch = block.ls_1(getattr(block, "ln_attn", nn.Identity())(_project_out(block.attn, out)))
+        if not self.variant.keep_residual:
+            return branch
+        x = x + branch
+        return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        grid = self.grid(*images.shape[-2:])
+        x = self.run_blocks(self.embed(images), len(self.visual.transformer.resblocks) - 1)
+        x = self.last_block(x, grid)
+        return self.visual.ln_post(x) @ self.visual.proj
+
+    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised patch features ``(B, dim, h, w)``; the CLS token is dropped here, at the end."""
+        grid = self.grid(*images.shape[-2:])
+        tokens = F.normalize(self(images)[:, 1:], dim=-1)
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
+
+    @torch.no_grad()
+    def attention_maps(self, images: torch.Tensor, layer: int = -1, attention: str | None = None) -> torch.Tensor:
+        """Attention matrices ``(B, heads, L, L)`` of block ``layer`` under ``attention`` (default: ours)."""
+        blocks = self.visual.transformer.resblocks
+        layer = layer % len(blocks)
+        x = self.run_blocks(self.embed(images), layer)
+        q, k, _, scale = _project_qkv(blocks[layer].attn, blocks[layer].ln_1(x))
+        ctx = AttentionContext(scale=scale, grid=self.grid(*images.shape[-2:]))
+        return attention_weights(attention or self.attention, q, k, ctx)
+
+
+def _check_supported(visual: nn.Module) -> None:
+    needed = ("conv1", "class_embedding", "positional_embedding", "transformer", "ln_post", "proj")
+    missing = [n for n in needed if not hasattr(visual, n)]
+    if missing:
+        raise TypeError(
+            f"{type(visual).__name__} is not an open_clip VisionTransformer (missing {', '.join(missing)}); "
+            "sclip_lib works on open_clip's own ViTs (ViT-B-16, ViT-B-32, ViT-L-14, ...), "
+            "not on ResNet, ConvNeXt or timm towers."
+        )
+    if getattr(visual, "attn_pool", None) is not None:
+        raise TypeError("ViTs with an attentional pooler (CoCa) have no per-patch output tokens.")
+    if visual.proj is None:
+        raise TypeError("this ViT has no output projection (proj is None), so its tokens are not in text space.")
+
+
+def _project_qkv(attn: nn.Module, x: torch.Tensor):
+    """Per-head q, k, v ``(B, heads, L, head_dim)`` and the logit scale, from either attention class.
+
+    Handles torch's ``nn.MultiheadAttention`` and open_clip's ``Attention`` (with its optional
+    qk-norm and scaled-cosine logits).
+    """
+    if getattr(attn, "in_proj_weight", None) is not None:
+        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+    else:  # nn.MultiheadAttention with separate projections
+        w = torch.cat([attn.q_proj_weight, attn.k_proj_weight, attn.v_proj_weight])
+        qkv = F.linear(x, w, attn.in_proj_bias)
+    B, L, _ = qkv.shape
+    q, k, v = (t.reshape(B, L, attn.num_heads, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    scale: float | torch.Tensor = q.shape[-1] ** -0.5
+    if getattr(attn, "logit_scale", None) is not None:  # scaled cosine attention
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        scale = torch.clamp(attn.logit_scale, max=attn.logit_scale_max).exp()
+    elif hasattr(attn, "ln_q"):
+        q, k = attn.ln_q(q), attn.ln_k(k)
+    return q, k, v, scale
+
+
+def _project_out(attn: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """Merge heads and apply the block's own output projection (and open_clip's optional extras)."""
+    if getattr(attn, "head_scale", None) is not None:
+        out = out * attn.head_scale
+    out = out.transpose(1, 2).flatten(2)
+    out = getattr(attn, "ln_inner", nn.Identity())(out)
+    return attn.out_proj(out)

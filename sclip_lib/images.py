@@ -1,0 +1,77 @@
+"""Accept the image types users have (PIL, numpy, torch) and turn them into one checked form."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = ["as_image_tensor", "resize_to_fit", "normalize"]
+
+
+
+def as_image_tensor(image) -> torch.Tensor:
+    """An RGB float tensor ``(3, H, W)`` in [0, 1] from a PIL image, a numpy array or a tensor.
+
+    Accepted: any PIL image (grayscale, RGBA, palette, 16-bit, CMYK are converted to RGB); a uint8
+    numpy array ``(H, W, 3)``, ``(H, W, 4)`` (alpha dropped) or ``(H, W)`` (grayscale); a float
+    tensor ``(3, H, W)`` or ``(1, H, W)`` with values in [0, 1]. Anything else is a ``ValueError``
+    or ``TypeError`` that says how to convert it.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        image = np.asarray(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(
+                f"numpy images must be uint8 (H, W, 3), got dtype {image.dtype}; for floats in [0, 1] pass "
+                "torch.from_numpy(img).permute(2, 0, 1) instead"
+            )
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ValueError(f"numpy images must be (H, W), (H, W, 3) or (H, W, 4); got shape {image.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1).float() / 255.0
+    elif isinstance(image, torch.Tensor):
+        if not image.is_floating_point():
+            raise ValueError(f"tensor images must be float (3, H, W) in [0, 1]; got dtype {image.dtype} (divide by 255)")
+        if image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"tensor images must be (3, H, W) or (1, H, W), channels first; got shape {tuple(image.shape)}")
+        tensor = image.detach().float().cpu().expand(3, -1, -1)
+        if not torch.isfinite(tensor).all():
+            raise ValueError("the image tensor holds NaN or infinite values")
+        if tensor.min() < 0 or tensor.max() > 1:
+            raise ValueError(
+                f"tensor images must hold values in [0, 1]; got [{tensor.min():.3g}, {tensor.max():.3g}] "
+                "(divide 0..255 data by 255; pass images before CLIP normalisation, which is done here)"
+            )
+    else:
+        raise TypeError(f"expected a PIL image, a uint8 numpy array or a float tensor, got {type(image).__name__}")
+    if tensor.shape[1] == 0 or tensor.shape[2] == 0:
+        raise ValueError(f"the image is empty: size {tuple(tensor.shape[1:])}")
+    return tensor.contiguous()
+
+
+def resize_to_fit(image: torch.Tensor, short_side: int, long_side: int = 2048) -> torch.Tensor:
+    """Resize ``(..., H, W)`` keeping aspect ratio so it fits inside (long_side, short_side).
+
+    The short side becomes ``short_side`` unless the long side would exceed ``long_side``. Bilinear
+    without antialiasing, like the authors' OpenCV ``INTER_LINEAR`` (computed here in float, not uint8).
+    """
+    h, w = image.shape[-2:]
+    scale = min(long_side / max(h, w), short_side / min(h, w))
+    size = (max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5)))
+    if size == (h, w):
+        return image
+    batched = image if image.ndim == 4 else image[None]
+    out = F.interpolate(batched, size=size, mode="bilinear", align_corners=False, antialias=False)
+    return out if image.ndim == 4 else out[0]
+
+
+def normalize(image: torch.Tensor, mean, std) -> torch.Tensor:
+    """Channel-wise ``(x - mean) / std`` for an RGB tensor ``(..., 3, H, W)``."""
+    mean = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    std = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image - mean) / std

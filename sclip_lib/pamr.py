@@ -1,0 +1,68 @@
+"""PAMR: pixel-adaptive mask refinement (Araslanov & Roth, CVPR 2020), written for this project.
+
+Label scores are propagated between neighbouring pixels with affinities taken from the image:
+for pixel i and neighbour j (8 neighbours at each dilation),
+
+    kappa_ij = - mean_over_colour_channels( |I_i - I_j| / (1e-8 + 0.1 * sigma_i) )
+    alpha_ij = softmax_j(kappa_ij)
+    m_i     <- sum_j alpha_ij m_j            (repeated ``iterations`` times)
+
+where sigma_i is the standard deviation of the image over pixel i and its neighbours. Borders are
+replicated. Dividing by the local deviation makes the affinity invariant to each channel's scale and
+offset, so raw or CLIP-normalised images give the same refinement.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["PAMR"]
+
+
+def _offsets(dilations) -> list[tuple[int, int]]:
+    return [(dy * d, dx * d) for d in dilations for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
+    """``x`` read at (y + dy, x + dx) with replicated borders; ``x`` is ``(B, C, H, W)``, pre-padded by ``pad``."""
+    H, W = x.shape[-2] - 2 * pad, x.shape[-1] - 2 * pad
+    return x[..., pad + dy : pad + dy + H, pad + dx : pad + dx + W]
+
+
+class PAMR(nn.Module):
+    """Refine ``(B, K, H, W)`` label scores with the affinities of the ``(B, C, H, W)`` image."""
+
+    def __init__(self, iterations: int = 10, dilations: tuple[int, ...] = (8, 16)) -> None:
+        super().__init__()
+        if iterations < 1 or not dilations or min(dilations) < 1:
+            raise ValueError("PAMR needs iterations >= 1 and positive dilations")
+        self.iterations = iterations
+        self.dilations = tuple(dilations)
+
+    @torch.no_grad()
+    def affinity(self, image: torch.Tensor) -> torch.Tensor:
+        """Normalised affinities ``(B, P, H, W)``, one plane per neighbour offset, summing to 1 over P."""
+        pad = max(self.dilations)
+        padded = F.pad(image.float(), [pad] * 4, mode="replicate")
+        neighbours = torch.stack([_shifted(padded, dy, dx, pad) for dy, dx in _offsets(self.dilations)], dim=2)
+        sigma = torch.cat([image.float()[:, :, None], neighbours], dim=2).std(dim=2, keepdim=True)
+        kappa = -(image.float()[:, :, None] - neighbours).abs() / (1e-8 + 0.1 * sigma)
+        return kappa.mean(dim=1).softmax(dim=1)
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if image.shape[-2:] != scores.shape[-2:]:
+            raise ValueError(f"image {tuple(image.shape[-2:])} and scores {tuple(scores.shape[-2:])} differ in size")
+        alpha = self.affinity(image).to(scores.dtype)
+        pad = max(self.dilations)
+        offsets = _offsets(self.dilations)
+        for _ in range(self.iterations):
+            padded = F.pad(scores, [pad] * 4, mode="replicate")
+            # accumulate neighbour by neighbour: never holds P copies of the scores at once
+            out = torch.zeros_like(scores)
+            for p, (dy, dx) in enumerate(offsets):
+                out += alpha[:, p : p + 1] * _shifted(padded, dy, dx, pad)
+            scores = out
+        return scores

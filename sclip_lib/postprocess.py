@@ -1,0 +1,105 @@
+"""From merged query logits to class probabilities and a label map (reference steps 5 and 7-10).
+
+Working at the original image size, the full ``(queries, H, W)`` float tensor can be many GB for a
+large photo and many classes. ``predict_labels`` therefore upsamples and scores a band of rows at a
+time, and keeps only the label and its probability per pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+__all__ = ["upsample_rows", "class_probabilities", "predict_labels", "bilinear_weights"]
+
+_BAND_ELEMENTS = 1 << 24  # ~64 MB of float32 per band of rows
+
+
+def bilinear_weights(size_in: int, size_out: int, device=None):
+    """Source indices and weights of PyTorch's bilinear resize (``align_corners=False``) on one axis."""
+    scale = size_in / size_out
+    src = ((torch.arange(size_out, device=device, dtype=torch.float64) + 0.5) * scale - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=size_in - 1)
+    i1 = (i0 + 1).clamp(max=size_in - 1)
+    w1 = (src - i0).float()
+    return i0, i1, w1
+
+
+def upsample_rows(logits: torch.Tensor, size: tuple[int, int], rows: slice | None = None) -> torch.Tensor:
+    """Bilinear upsampling of ``(C, h, w)`` to ``size``, only for output ``rows``.
+
+    Equal (to float rounding) to ``F.interpolate(logits[None], size, mode="bilinear")[0][:, rows]``,
+    but never allocates the full output.
+    """
+    (H, W), (h, w) = size, logits.shape[-2:]
+    y0, y1, wy = bilinear_weights(h, H, logits.device)
+    x0, x1, wx = bilinear_weights(w, W, logits.device)
+    if rows is not None:
+        y0, y1, wy = y0[rows], y1[rows], wy[rows]
+    wy = wy.to(logits.dtype)[:, None]
+    band = logits[:, y0] * (1 - wy) + logits[:, y1] * wy  # (C, rows, w)
+    wx = wx.to(logits.dtype)
+    return band[..., x0] * (1 - wx) + band[..., x1] * wx
+
+
+def class_probabilities(logits: torch.Tensor, query_to_class: torch.Tensor, logit_scale: float) -> torch.Tensor:
+    """Softmax over all queries of ``logit_scale * logits``, then each class takes its synonyms' max.
+
+    ``logits`` is ``(num_queries, ...)``; the result is ``(num_classes, ...)``.
+    """
+    probs = (logits.float() * logit_scale).softmax(dim=0)
+    num_classes = int(query_to_class.max()) + 1
+    if num_classes == probs.shape[0]:
+        return probs
+    index = query_to_class.to(probs.device).view(-1, *([1] * (probs.ndim - 1))).expand_as(probs)
+    out = probs.new_zeros((num_classes, *probs.shape[1:]))
+    return out.scatter_reduce_(0, index, probs, reduce="amax", include_self=False)
+
+
+def _bands(height: int, per_row: int) -> Iterator[slice]:
+    step = max(1, _BAND_ELEMENTS // max(per_row, 1))
+    for start in range(0, height, step):
+        yield slice(start, min(start + step, height))
+
+
+@torch.no_grad()
+def predict_labels(
+    logits: torch.Tensor,
+    size: tuple[int, int],
+    query_to_class: torch.Tensor,
+    logit_scale: float,
+    prob_thd: float = 0.0,
+    area_thd: float | None = None,
+) -> torch.Tensor:
+    """Label map ``(H, W)`` int64 from query logits ``(Q, h, w)`` (any h, w; upsampled here to ``size``).
+
+    Steps in the reference's order: upsample, scale and softmax over queries, synonym max, argmax;
+    if ``area_thd``: zero the scores of foreground classes (1..) whose predicted area is below
+    ``area_thd`` times the whole predicted foreground, argmax again; pixels whose top probability is
+    below ``prob_thd`` become class 0 (background).
+    """
+    H, W = size
+    num_classes = int(query_to_class.max()) + 1
+
+    def scored(keep: torch.Tensor | None):
+        for rows in _bands(H, logits.shape[0] * W):
+            band = logits[:, rows] if logits.shape[-2:] == size else upsample_rows(logits, size, rows)
+            probs = class_probabilities(band, query_to_class, logit_scale)
+            if keep is not None:
+                probs[1:] *= keep[1:, None, None]
+            yield rows, probs.max(dim=0)
+
+    labels = torch.empty(size, dtype=torch.long, device=logits.device)
+    top = torch.empty(size, dtype=torch.float32, device=logits.device)
+    for rows, (p, l) in scored(None):
+        top[rows], labels[rows] = p, l
+    if area_thd is not None:
+        area = torch.bincount(labels.flatten(), minlength=num_classes)[1:].float()
+        keep = torch.cat([torch.ones(1, device=area.device), (area > area_thd * area.sum()).float()])
+        if not bool(keep[1:][area > 0].all()):  # some predicted class is too small: score again without it
+            for rows, (p, l) in scored(keep):
+                top[rows], labels[rows] = p, l
+    if prob_thd > 0:
+        labels[top < prob_thd] = 0
+    return labels

@@ -1,0 +1,228 @@
+"""``Segmenter``: an image and class names in, per-pixel classes out, by the paper's pipeline.
+
+    resize -> sliding windows (batched) -> dense features -> cosine with text -> merge windows
+           -> upsample to the original size -> [PAMR] -> softmax -> synonym max -> thresholds
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from typing import Sequence
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoder import DenseEncoder
+from .images import as_image_tensor, normalize, resize_to_fit
+from .models import weights_info
+from .pamr import PAMR
+from .postprocess import class_probabilities, predict_labels
+from .text import OPENAI_IMAGENET_TEMPLATES, ClassSpec, parse_classes, text_embeddings
+from .windows import sliding_windows
+
+__all__ = ["Segmenter", "Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Inference settings; the defaults are the paper's for most benchmarks (reference section 3)."""
+
+    short_side: int = 336
+    long_side: int = 2048
+    crop: int = 224
+    stride: int = 112
+    logit_scale: float = 40.0
+    prob_thd: float = 0.0
+    area_thd: float | None = None
+    pamr: bool = False
+    pamr_iterations: int = 10
+    pamr_dilations: tuple[int, ...] = (8, 16)
+    batch_size: int = 16  # windows per encoder call
+
+    def __post_init__(self) -> None:
+        for name in ("short_side", "long_side", "crop", "stride", "batch_size", "pamr_iterations"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.prob_thd <= 1:
+            raise ValueError(f"prob_thd must lie in [0, 1], got {self.prob_thd}")
+        if self.area_thd is not None and not 0 <= self.area_thd <= 1:
+            raise ValueError(f"area_thd must lie in [0, 1] or be None, got {self.area_thd}")
+
+
+class Segmenter:
+    """Training-free open-vocabulary segmentation with an open_clip ViT.
+
+    Args:
+        model: an open_clip CLIP model (from :func:`sclip_lib.load_clip`).
+        classes: class names; synonyms of one class are separated by commas (``"sofa, couch"``).
+            Accepts a list or one ``;``-separated string.
+        attention: a name in :data:`sclip_lib.ATTENTIONS` (``"sclip"``, ``"vanilla"``, ...).
+        background: optional names of a background class, inserted as class 0 (e.g. the stuff words
+            of :data:`sclip_lib.STUFF_BACKGROUND`). ``prob_thd`` and ``area_thd`` need one.
+        device: ``"cpu"``, ``"cuda"``...; default: the model's device.
+        precision: ``"fp16"`` autocast or ``"fp32"``; default: fp16 on CUDA, fp32 elsewhere.
+        templates: prompt templates; default open_clip's 80 ImageNet templates, as in the paper.
+        **settings: fields of :class:`Settings` (``short_side``, ``logit_scale``, ``prob_thd``, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: str | Sequence[ClassSpec],
+        attention: str = "sclip",
+        *,
+        background: ClassSpec | None = None,
+        device: str | torch.device | None = None,
+        precision: str | None = None,
+        templates: Sequence = OPENAI_IMAGENET_TEMPLATES,
+        settings: Settings | None = None,
+        **overrides,
+    ) -> None:
+        self.settings = replace(settings or Settings(), **overrides)
+        names = parse_classes(classes)
+        if background is not None:
+            names = parse_classes([background, *names.classes])
+        self.class_names = names
+        self.has_background = background is not None
+        if not self.has_background and (self.settings.prob_thd > 0 or self.settings.area_thd is not None):
+            raise ValueError(
+                "prob_thd and area_thd send pixels to class 0, the background, but no background class was "
+                "given: pass background='...' (e.g. sclip_lib.STUFF_BACKGROUND) or leave both thresholds off"
+            )
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.encoder = DenseEncoder(model, attention)
+        self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
+        if self.precision not in ("fp16", "fp32"):
+            raise ValueError(f"precision must be 'fp16' or 'fp32', got {self.precision!r}")
+        self.templates = tuple(templates)
+        if not self.templates:
+            raise ValueError("templates is empty: use sclip_lib.OPENAI_IMAGENET_TEMPLATES or e.g. ['a photo of a {}.']")
+        self.weights = weights_info(model)
+        if self.untrained:
+            warnings.warn("Segmenter on UNTRAINED weights: smoke mode, its masks are not meaningful", stacklevel=2)
+        visual = model.visual
+        self.mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+        self.std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+        self._pamr = PAMR(self.settings.pamr_iterations, self.settings.pamr_dilations)
+        self._text: torch.Tensor | None = None
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def attention(self) -> str:
+        return self.encoder.attention
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.class_names.labels
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights is not None and self.weights.untrained
+
+    def describe(self) -> dict:
+        """Every setting that shapes the output, for results files."""
+        return {
+            "attention": self.attention,
+            "weights": self.weights.describe() if self.weights else "unknown (model not from load_clip)",
+            "untrained": self.untrained,
+            "classes": [list(c) for c in self.class_names.classes],
+            "background": self.has_background,
+            "precision": self.precision,
+            "num_templates": len(self.templates),
+            **asdict(self.settings),
+        }
+
+    # -- stages ---------------------------------------------------------------------------------
+    def text_features(self) -> torch.Tensor:
+        """Normalised text embeddings ``(num_queries, dim)``, computed once (and shared per model)."""
+        if self._text is None:
+            with torch.no_grad(), self._autocast():
+                emb = text_embeddings(self.model, self.class_names.queries, self.templates, self.device)
+            self._text = F.normalize(emb.float(), dim=-1)
+        return self._text
+
+    def preprocess(self, image) -> tuple[torch.Tensor, torch.Tensor]:
+        """The checked RGB image ``(3, H, W)`` in [0, 1] and the resized, normalised ``(1, 3, h, w)`` input."""
+        rgb = as_image_tensor(image)
+        resized = resize_to_fit(rgb.to(self.device), self.settings.short_side, self.settings.long_side)
+        return rgb, normalize(resized, self.mean, self.std)[None]
+
+    @torch.no_grad()
+    def window_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Merged query logits ``(num_queries, h, w)`` of the resized image ``x``, by sliding windows.
+
+        Windows go through the encoder ``batch_size`` at a time; each window's patch logits are
+        upsampled to the window, summed into the canvas and divided by the per-pixel window count.
+        """
+        s = self.settings
+        h, w = x.shape[-2:]
+        windows = sliding_windows(h, w, s.crop, s.stride)
+        text = self.text_features()
+        canvas = torch.zeros(len(text), h, w, device=x.device)
+        count = torch.zeros(1, h, w, device=x.device)
+        for start in range(0, len(windows), s.batch_size):
+            batch = windows[start : start + s.batch_size]
+            crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch])
+            with self._autocast():
+                feats = self.encoder.dense_features(crops)  # (B, dim, gh, gw)
+            logits = torch.einsum("bchw,qc->bqhw", feats.float(), text)
+            for (y1, y2, x1, x2), win in zip(batch, logits):  # upsample one window at a time: less memory
+                canvas[:, y1:y2, x1:x2] += F.interpolate(win[None], size=(y2 - y1, x2 - x1), mode="bilinear")[0]
+                count[:, y1:y2, x1:x2] += 1
+        return canvas / count
+
+    def logits(self, image) -> tuple[torch.Tensor, torch.Tensor]:
+        """The checked image and its merged query logits at the resized scale (before upsampling)."""
+        rgb, x = self.preprocess(image)
+        return rgb, self.window_logits(x)
+
+    def _refined(self, rgb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Full-size logits, refined by PAMR (the only step that needs them all at once)."""
+        full = F.interpolate(logits[None], size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+        return self._pamr(rgb[None].to(full.device), full)[0]
+
+    # -- public ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def probabilities(self, image) -> torch.Tensor:
+        """Class probabilities ``(num_classes, H, W)`` at the input's size (after the synonym max,
+        before ``area_thd`` and ``prob_thd``), on the CPU."""
+        rgb, logits = self.logits(image)
+        if self.settings.pamr:
+            full = self._refined(rgb, logits)
+        else:
+            full = F.interpolate(logits[None], size=rgb.shape[-2:], mode="bilinear", align_corners=False)[0]
+        return class_probabilities(full, self.class_names.query_to_class, self.settings.logit_scale).cpu()
+
+    @torch.no_grad()
+    def predict(self, image) -> torch.Tensor:
+        """Class indices ``(H, W)`` int64 at the input's size, on the CPU."""
+        rgb, logits = self.logits(image)
+        if self.settings.pamr:
+            logits = self._refined(rgb, logits)
+        s = self.settings
+        labels = predict_labels(
+            logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, s.logit_scale, s.prob_thd, s.area_thd
+        )
+        return labels.cpu()
+
+    __call__ = predict
+
+    def _autocast(self):
+        if self.precision == "fp16" and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return nullcontext()
+
+    def __repr__(self) -> str:
+        return (
+            f"Segmenter(attention={self.attention!r}, classes={self.num_classes}, device={self.device}, "
+            f"untrained={self.untrained})"
+        )
