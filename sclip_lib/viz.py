@@ -14,8 +14,8 @@ SMOKE_TEXT = "SMOKE MODE: untrained weights, results not meaningful"
 
 
 def palette(num_classes: int) -> np.ndarray:
-    """``(num_classes, 3)`` uint8 colours, PASCAL VOC's for the first 21 (class 0 black)."""
-    return imgviz.label_colormap(max(num_classes, 1))[:num_classes]
+    """``(num_classes, 3)`` uint8 colours, PASCAL VOC's for the first 21 (class 0 black); repeats past 256."""
+    return np.resize(imgviz.label_colormap(), (num_classes, 3))
 
 
 def colorize(mask) -> Image.Image:
@@ -24,7 +24,7 @@ def colorize(mask) -> Image.Image:
     if mask.max(initial=0) > 255 or mask.min(initial=0) < 0:
         raise ValueError("label maps with values outside 0..255 cannot be saved as a palette PNG")
     img = Image.fromarray(mask.astype(np.uint8), mode="P")
-    img.putpalette(imgviz.label_colormap(256).flatten().tolist())
+    img.putpalette(palette(256).flatten().tolist())
     return img
 
 
