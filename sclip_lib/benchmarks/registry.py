@@ -1,0 +1,171 @@
+"""The paper's 8 benchmarks: data source, label conversion, class names and inference settings.
+
+Settings and label conventions are the paper's (reference sections 3 and 4); the published numbers
+are kept beside them for the summary tables. Hub repositories were chosen from their public file
+listings; their mask encodings could not be checked offline, so :func:`load_benchmark` checks the
+first rows of every source against the conversion's accepted values and fails clearly when they differ.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+
+from ..segmenter import Segmenter, Settings
+from . import labels as L
+
+__all__ = ["Benchmark", "HubSource", "BENCHMARKS", "PAPER_ORDER", "UnknownBenchmarkError", "get_benchmark", "read_classes"]
+
+
+class UnknownBenchmarkError(KeyError):
+    """No benchmark by that name; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face dataset repo: what ``datasets.load_dataset`` needs, and where its parquet files lie.
+
+    ``data_files`` is the glob (relative to the repo root) of the split's parquet files: a local copy
+    in the repo's own layout is found by it.
+    """
+
+    repo: str
+    split: str
+    image_column: str
+    mask_column: str
+    data_files: str
+    revision: str | None = None
+    config: str | None = None
+    note: str = ""
+
+    def describe(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark of the paper. ``segmenter(model)`` builds a :class:`Segmenter` with its settings."""
+
+    name: str
+    title: str
+    column: str  # the column header of the paper's tables
+    num_images: int  # the full validation split
+    labels: L.LabelMap
+    settings: Settings
+    has_background: bool
+    hub: HubSource | None
+    layout: str  # the original folder layout understood by ``source=`` (see layouts.py)
+    paper_miou: float  # SCLIP, paper (reference section 5)
+    released_miou: float  # SCLIP, authors' README with the released code
+    class_file: str = field(default="")
+
+    @cached_property
+    def class_lines(self) -> list[str]:
+        """Every class of the benchmark's own class file, class 0 (the background, if any) first."""
+        return read_classes(self.class_file or f"{self.name}.txt")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_lines)
+
+    @property
+    def background(self) -> str | None:
+        """The names of class 0 when the benchmark scores a background, else None."""
+        return self.class_lines[0] if self.has_background else None
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes passed to :class:`Segmenter` (without the background, given separately)."""
+        return self.class_lines[1:] if self.has_background else list(self.class_lines)
+
+    @property
+    def labels_list(self) -> list[str]:
+        """One display name per scored class, class 0 first."""
+        return [line.split(",")[0].strip() for line in self.class_lines]
+
+    def segmenter(self, model, attention: str = "sclip", **overrides) -> Segmenter:
+        """A :class:`Segmenter` with this benchmark's classes, background and settings.
+
+        ``overrides`` go to :class:`Segmenter`: ``device``, ``templates``, ``precision`` or any field of
+        :class:`Settings` (``pamr=True``, ``batch_size=...``).
+        """
+        return Segmenter(
+            model, self.classes, attention, background=self.background, settings=self.settings, **overrides
+        )
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "num_classes": self.num_classes,
+            "labels": self.labels.name,
+            "hub": self.hub.describe() if self.hub else None,
+            "paper_miou": self.paper_miou,
+            "released_miou": self.released_miou,
+        }
+
+
+def read_classes(filename: str) -> list[str]:
+    """A packaged class file: one class per line, synonyms separated by ', ', '#' starts a comment line."""
+    text = resources.files(__package__).joinpath("classes", filename).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _settings(short_side: int, logit_scale: float, prob_thd: float = 0.0, area_thd: float | None = None) -> Settings:
+    return Settings(short_side=short_side, logit_scale=logit_scale, prob_thd=prob_thd, area_thd=area_thd)
+
+
+_VOC_HUB = HubSource("nateraw/pascal-voc-2012", "val", "image", "mask", "data/val-*.parquet")
+_COCO_HUB = HubSource(
+    "GATE-engine/COCOStuff164K", "val", "image", "mask", "default/val/*.parquet", revision="refs/convert/parquet",
+    note="~2.4 GB for the 5000 val images; masks are expected to be the official stuff-thing maps",
+)  # fmt: skip
+_NO_CONTEXT_HUB = None  # PASCAL Context: no usable hub copy; pass source= a local folder
+
+_BENCHMARKS = [
+    Benchmark("voc21", "PASCAL VOC 2012 val, 20 classes + background", "VOC21", 1449, L.identity(21),
+              _settings(336, 65, 0.1, 0.1), True, _VOC_HUB, "voc", 59.1, 59.63),
+    Benchmark("context60", "PASCAL Context val, 59 classes + background", "C60", 5105, L.identity(60),
+              _settings(336, 50, 0.1), True, _NO_CONTEXT_HUB, "context", 30.4, 31.74),
+    Benchmark("coco_object", "COCO-Object (COCO val2017), 80 things + background", "Obj", 5000, L.coco_object_81(),
+              _settings(336, 50, 0.1), True, _COCO_HUB, "coco", 30.5, 33.52),
+    Benchmark("voc20", "PASCAL VOC 2012 val, 20 classes, background ignored", "VOC20", 1449,
+              L.reduce_zero_label(20), _settings(336, 40), False, _VOC_HUB, "voc", 80.4, 81.54),
+    Benchmark("context59", "PASCAL Context val, 59 classes, background ignored", "C59", 5105,
+              L.reduce_zero_label(59), _settings(336, 40), False, _NO_CONTEXT_HUB, "context", 34.2, 34.46),
+    Benchmark("coco_stuff", "COCO-Stuff 164k val2017, 171 classes", "Stuff", 5000, L.coco_stuff_171(),
+              _settings(448, 40), False, _COCO_HUB, "coco", 22.4, 22.77),
+    Benchmark("cityscapes", "Cityscapes val, 19 classes", "City", 500, L.cityscapes_to_train_ids(),
+              _settings(560, 40), False,
+              HubSource("Chris1/cityscapes", "validation", "image", "semantic_segmentation",
+                        "data/validation-*.parquet",
+                        note="the Cityscapes licence forbids redistribution: load it, never ship it"),
+              "cityscapes", 32.2, 32.34),
+    Benchmark("ade20k", "ADE20K (SceneParse150) val, 150 classes", "ADE", 2000, L.reduce_zero_label(150),
+              _settings(336, 40), False,
+              HubSource("zhoubolei/scene_parse_150", "validation", "image", "annotation",
+                        "scene_parsing/validation/*.parquet", revision="refs/convert/parquet",
+                        config="scene_parsing"),
+              "ade20k", 16.1, 16.45),
+]  # fmt: skip
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in _BENCHMARKS}
+# The paper's column order: VOC21, C60, Obj (with background), then VOC20, C59, Stuff, City, ADE.
+PAPER_ORDER = tuple(b.name for b in _BENCHMARKS)
+
+
+def get_benchmark(name: str | Benchmark) -> Benchmark:
+    """The registered benchmark ``name`` (case and '-' insensitive); an :class:`UnknownBenchmarkError` (a ``KeyError``) lists the valid names."""
+    if isinstance(name, Benchmark):
+        return name
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in BENCHMARKS:
+        close = difflib.get_close_matches(key, BENCHMARKS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownBenchmarkError(f"unknown benchmark {name!r}.{hint} Valid names: {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[key]
