@@ -1,0 +1,130 @@
+"""DenseEncoder: agreement with open_clip, other architectures, positional-embedding resizing."""
+
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+
+import sclip_lib as sl
+
+
+@pytest.mark.parametrize("backbone", ["vit_b16", "vit_b32"])
+def test_vanilla_cls_equals_open_clip_encode_image(backbone, request):
+    model = request.getfixturevalue(backbone)
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        ours = sl.DenseEncoder(model, "vanilla")(images)[:, 0]
+        theirs = model.encode_image(images)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def tiny_clip(**vision):
+    """A small open_clip CLIP of another width, depth, patch size and attention class."""
+    cfg = dict(image_size=64, patch_size=8, width=64, head_width=16, layers=3, mlp_ratio=2.0, **vision)
+    text = dict(context_length=16, vocab_size=100, width=32, heads=4, layers=1)
+    torch.manual_seed(1)
+    return open_clip.CLIP(embed_dim=24, vision_cfg=cfg, text_cfg=text).eval()
+
+
+@pytest.mark.parametrize(
+    "vision",
+    [{}, {"block_type": "custom"}, {"qk_norm": True}, {"scale_heads": True, "scale_attn_inner": True}, {"ls_init_value": 0.5}],
+    ids=["mha", "custom", "qk_norm", "head_scale+inner_norm", "layer_scale"],
+)
+def test_vanilla_last_block_is_the_models_own_block(vision):
+    """On every attention class open_clip has, 'vanilla' must reproduce the unchanged block exactly."""
+    model = tiny_clip(**vision)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours = sl.DenseEncoder(model, "vanilla")(images)[:, 0]
+        theirs = model.encode_image(images)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["vanilla", "maskclip", "sclip", "clearclip", "naclip"])
+def test_every_variant_runs_on_a_small_custom_vit(attention):
+    model = tiny_clip(qk_norm=True)
+    feats = sl.DenseEncoder(model, attention).dense_features(torch.randn(3, 3, 64, 40))
+    assert feats.shape == (3, 24, 8, 5)
+    torch.testing.assert_close(feats.norm(dim=1), torch.ones(3, 8, 5), atol=1e-5, rtol=0)
+
+
+def test_new_variant_is_one_function_and_one_entry(vit_b32):
+    name = "test_vv"
+
+    @sl.register_attention(name, keep_residual=False)
+    def vv(q, k, v, ctx):
+        return (v @ v.transpose(-2, -1) * ctx.scale).softmax(-1) @ v
+
+    try:
+        assert name in sl.ATTENTIONS
+        out = sl.DenseEncoder(vit_b32, name)(torch.randn(1, 3, 224, 224))
+        assert out.shape == (1, 50, 512) and torch.isfinite(out).all()
+    finally:
+        sl.ATTENTIONS._items.pop(name)
+
+
+def test_model_is_not_modified_and_encoders_share_it(vit_b32):
+    images = torch.randn(1, 3, 224, 224)
+    before = vit_b32.encode_image(images)
+    sl.DenseEncoder(vit_b32, "sclip")(images)
+    sl.DenseEncoder(vit_b32, "maskclip")(images)
+    torch.testing.assert_close(vit_b32.encode_image(images), before)
+
+
+def test_positional_embedding_native_grid_is_unchanged(vit_b16):
+    enc = sl.DenseEncoder(vit_b16, "sclip")
+    torch.testing.assert_close(enc.positional_embedding((14, 14), torch.float32), vit_b16.visual.positional_embedding)
+
+
+def test_positional_embedding_resize_keeps_cls_and_reproduces_smooth_fields():
+    """Bicubic resizing keeps constants constant and a linear ramp linear away from the border."""
+    model = tiny_clip()  # native grid 8x8
+    pos = model.visual.positional_embedding
+    with torch.no_grad():
+        rows = torch.arange(8.0).repeat_interleave(8)
+        pos[1:, 0] = 3.0  # constant field
+        pos[1:, 1] = rows  # linear ramp along rows
+    enc = sl.DenseEncoder(model, "sclip")
+    new = enc.positional_embedding((16, 12), torch.float32)
+    assert new.shape == (1 + 16 * 12, pos.shape[1])
+    torch.testing.assert_close(new[0], pos[0])
+    torch.testing.assert_close(new[1:, 0], torch.full((192,), 3.0), atol=1e-5, rtol=0)
+    ramp = new[1:, 1].reshape(16, 12)
+    # a field that varies only along rows stays so, keeps its order, and keeps its range
+    torch.testing.assert_close(ramp, ramp[:, :1].expand(16, 12), atol=1e-5, rtol=0)
+    assert (ramp[1:, 0] >= ramp[:-1, 0] - 1e-5).all()
+    assert ramp.min() > -0.5 and ramp.max() < 7.5
+
+
+@pytest.mark.parametrize("size,grid", [((224, 224), (14, 14)), ((160, 224), (10, 14)), ((100, 37), (6, 2)), ((16, 16), (1, 1))])
+def test_dense_features_on_any_window_size(vit_b16, size, grid):
+    feats = sl.DenseEncoder(vit_b16, "sclip").dense_features(torch.randn(1, 3, *size))
+    assert feats.shape == (1, 512, *grid)
+
+
+def test_unsupported_towers_are_named():
+    model = open_clip.create_model("RN50", pretrained=None)
+    with pytest.raises(TypeError, match="not an open_clip VisionTransformer"):
+        sl.DenseEncoder(model, "sclip")
+
+
+def test_scaled_cosine_attention_logits():
+    """open_clip 3.3 cannot run a scaled-cosine ViT itself (torch.bmm on 4-D tensors), so the q/k
+    reading for that class is checked on its own against the formula: exp(min(ls, max)) * cos(q, k)."""
+    from open_clip.transformer import Attention
+
+    from sclip_lib.encoder import _project_qkv
+
+    attn = Attention(32, num_heads=4, scaled_cosine=True).eval()
+    with torch.no_grad():
+        attn.logit_scale.copy_(torch.tensor([0.5, 1.0, 2.0, 9.0]).view(4, 1, 1))
+    x = torch.randn(2, 5, 32)
+    q, k, v, scale = _project_qkv(attn, x)
+    qkv = x @ attn.in_proj_weight.T + attn.in_proj_bias
+    q_raw = qkv[..., :32].reshape(2, 5, 4, 8).transpose(1, 2)
+    k_raw = qkv[..., 32:64].reshape(2, 5, 4, 8).transpose(1, 2)
+    cos = torch.nn.functional.cosine_similarity(q_raw[..., :, None, :], k_raw[..., None, :, :], dim=-1)
+    expected = torch.tensor([0.5, 1.0, 2.0, attn.logit_scale_max]).exp().view(4, 1, 1) * cos
+    torch.testing.assert_close(q @ k.transpose(-2, -1) * scale, expected, atol=1e-5, rtol=1e-5)
