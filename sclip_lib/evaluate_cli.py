@@ -1,0 +1,120 @@
+"""``sclip evaluate``: the command-line face of :func:`sclip_lib.evaluate`.
+
+    sclip evaluate --benchmark voc21 --limit 100 --attention sclip --device cuda
+    sclip evaluate --benchmark voc21,voc20 --benchmark ade20k --source ade20k=/data/ADEChallengeData2016
+
+``sclip_lib.cli`` adds the subcommand with :func:`add_parser` and runs it with :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``evaluate`` subcommand to an ``argparse`` subparsers object."""
+    from .benchmarks import PAPER_ORDER
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate on the paper's benchmarks and report mIoU",
+        description="Evaluate a training-free segmenter on the paper's benchmarks (mIoU as in its tables). "
+        "Prints a table, and writes one JSON + CSV per benchmark and summary.csv into --out.",
+    )
+    p.add_argument("--benchmark", "-b", action="append", required=True,
+                   help=f"benchmark name(s), repeatable or comma separated; 'all' for {', '.join(PAPER_ORDER)}")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images of each split only")
+    p.add_argument("--attention", default="sclip", help="last-block attention variant (default: sclip)")
+    p.add_argument("--model", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)")
+    p.add_argument("--pretrained", default=None,
+                   help="open_clip pretrained tag or a local checkpoint file (default: openai)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="use untrained random weights when --pretrained is not given (smoke test only)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--pamr", action="store_true", help="refine with PAMR (the paper's 'with PAMR' setting)")
+    p.add_argument("--source", action="append", default=[], metavar="[NAME=]PATH",
+                   help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable")
+    p.add_argument("--out", default="results", type=Path, help="results folder (default: results/)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per encoder call (default 16)")
+    p.add_argument("--templates", choices=("openai", "one"), default="openai",
+                   help="prompt templates: the paper's 80 (default) or one ('a photo of a {}.', quick smoke runs)")
+    p.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2; 0: none)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``sclip evaluate``; returns the exit status (0 ok, 2 bad input or data)."""
+    from .benchmarks import BenchmarkSourceError, get_benchmark
+    from .evaluate import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
+
+    try:
+        # unknown names fail here, before the model loads
+        names = list(dict.fromkeys(get_benchmark(n).name for n in _benchmark_names(args.benchmark)))
+        sources = _sources(args.source, names)
+    except (KeyError, ValueError) as e:
+        return _fail(e)
+
+    import torch
+
+    from .models import WeightsError, load_clip
+    from .text import OPENAI_IMAGENET_TEMPLATES
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pretrained = args.pretrained if args.pretrained is not None else (None if args.allow_untrained else "openai")
+    overrides = {"templates": ("a photo of a {}.",) if args.templates == "one" else OPENAI_IMAGENET_TEMPLATES}
+    if args.pamr:
+        overrides["pamr"] = True
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    try:
+        model = load_clip(args.model, pretrained, allow_untrained=args.allow_untrained, device=device)
+        results = []
+        for name in names:
+            result = evaluate(args.attention, name, model=model, limit=args.limit, source=sources.get(name),
+                              device=device, out=args.out, workers=args.workers, **overrides)  # fmt: skip
+            results.append(result)
+            print(f"{name}: mIoU {result.miou:.2f} on {result.num_images} images -> {args.out / result.stem()}.json")
+    except (KeyError, ValueError, BenchmarkSourceError, WeightsError, FileNotFoundError) as e:
+        return _fail(e)
+    print()
+    print(format_table(summary_rows(results)))
+    print(f"\nsummary: {write_summary(results, args.out)}")
+    if any(r.untrained for r in results):
+        print(f"\nWARNING: {SMOKE_WARNING}", file=sys.stderr)
+    return 0
+
+
+def _benchmark_names(values: list[str]) -> list[str]:
+    from .benchmarks import PAPER_ORDER
+
+    names = [n.strip().lower() for v in values for n in v.split(",") if n.strip()]
+    if "all" in names:
+        return list(PAPER_ORDER)
+    if not names:
+        raise ValueError("no benchmark given: --benchmark voc21 (or a comma list, or 'all')")
+    return names
+
+
+def _sources(values: list[str], names: list[str]) -> dict[str, str]:
+    from .benchmarks import get_benchmark
+
+    sources = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep:
+            if len(names) != 1:
+                raise ValueError(f"--source {value}: with several benchmarks write --source NAME=PATH")
+            name, path = names[0], value
+        name = get_benchmark(name).name
+        if name not in names:
+            raise ValueError(f"--source {value}: {name!r} is not among the benchmarks to evaluate ({', '.join(names)})")
+        sources[name] = path
+    return sources
+
+
+def _fail(error: BaseException) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
