@@ -7,11 +7,13 @@
 """
 
 from .attention import ATTENTIONS, AttentionContext, register_attention
+from .benchmarks import BENCHMARKS, Benchmark, load_benchmark
 from .encoder import DenseEncoder
 from .metrics import IoUResult, MeanIoU
 from .models import CHECKPOINT_DIR_ENV, WeightsError, load_clip, weights_info
 from .pamr import PAMR
 from .segmenter import Segmenter, Settings
+from .evaluate import evaluate
 from .text import OPENAI_IMAGENET_TEMPLATES, STUFF_BACKGROUND, parse_classes, read_class_file, text_embeddings
 from .windows import sliding_windows
 
@@ -20,6 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ATTENTIONS",
     "AttentionContext",
+    "BENCHMARKS",
+    "Benchmark",
     "CHECKPOINT_DIR_ENV",
     "DenseEncoder",
     "IoUResult",
@@ -30,6 +34,8 @@ __all__ = [
     "Segmenter",
     "Settings",
     "WeightsError",
+    "evaluate",
+    "load_benchmark",
     "load_clip",
     "parse_classes",
     "read_class_file",
