@@ -33,13 +33,15 @@ def as_image_tensor(image) -> torch.Tensor:
             image = np.repeat(image[..., None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] not in (3, 4):
             raise ValueError(f"numpy images must be (H, W), (H, W, 3) or (H, W, 4); got shape {image.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1).float() / 255.0
+        tensor = torch.from_numpy(np.array(image[..., :3])).permute(2, 0, 1).float() / 255.0
     elif isinstance(image, torch.Tensor):
         if not image.is_floating_point():
             raise ValueError(f"tensor images must be float (3, H, W) in [0, 1]; got dtype {image.dtype} (divide by 255)")
         if image.ndim != 3 or image.shape[0] not in (1, 3):
             raise ValueError(f"tensor images must be (3, H, W) or (1, H, W), channels first; got shape {tuple(image.shape)}")
         tensor = image.detach().float().cpu().expand(3, -1, -1)
+        if tensor.numel() == 0:
+            raise ValueError(f"the image is empty: size {tuple(tensor.shape[1:])}")
         if not torch.isfinite(tensor).all():
             raise ValueError("the image tensor holds NaN or infinite values")
         if tensor.min() < 0 or tensor.max() > 1:
