@@ -161,6 +161,9 @@ def _from_file(model_name: str, path: Path, quick_gelu: bool | None, *, source: 
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
             for key in ("input_resolution", "context_length", "vocab_size"):
                 state.pop(key, None)
+            # a scripted model also saves buffers that are rebuilt at construction (attn_mask)
+            buffers = {name for name, _ in model.named_buffers()} - set(model.state_dict())
+            state = {k: v for k, v in state.items() if k not in buffers}
             model.load_state_dict(state, strict=True)
         else:
             open_clip.load_checkpoint(model, str(path), strict=True)
