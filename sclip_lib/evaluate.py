@@ -206,8 +206,8 @@ def evaluate(
         seconds_per_image=loop_seconds / count,
         text_seconds=text_seconds,
         total_seconds=time.perf_counter() - start,
-        settings=seg.describe(),
-        data=data.describe(),
+        settings=_plain(seg.describe()),  # as JSON stores it, so a reloaded result compares equal
+        data=_plain(data.describe()),
         paper_miou=bench.paper_miou,
         released_miou=bench.released_miou,
         untrained=seg.untrained,
@@ -245,6 +245,10 @@ def _segmenter(method, bench: Benchmark, model, device, overrides: dict) -> Segm
     if device is not None:
         overrides["device"] = device
     return bench.segmenter(model, method, **overrides)
+
+
+def _plain(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=str))
 
 
 def _model_tag(seg: Segmenter) -> str:
