@@ -6,6 +6,7 @@
     mask = seg.predict(image)        # (H, W) int64 class indices
 """
 
+from . import viz
 from .attention import ATTENTIONS, AttentionContext, register_attention
 from .benchmarks import BENCHMARKS, Benchmark, load_benchmark
 from .encoder import DenseEncoder
