@@ -183,6 +183,11 @@ def _hub_data(bench: Benchmark, limit: int | None, workers: int, folder: Path | 
 
     def rows() -> Iterator[tuple[str, object, object]]:
         for i, row in enumerate(dataset):
+            if hub.image_column not in row or hub.mask_column not in row:
+                raise BenchmarkSourceError(
+                    f"{bench.name}: rows of {folder or hub.repo} have columns {sorted(row)}, expected "
+                    f"{hub.image_column!r} (image) and {hub.mask_column!r} (mask)"
+                )
             image = row[hub.image_column]
             path = image.get("path") if isinstance(image, dict) else None
             yield (path or f"row {i}"), image, row[hub.mask_column]
