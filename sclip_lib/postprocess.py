@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 __all__ = ["upsample_rows", "class_probabilities", "predict_labels", "bilinear_weights"]
 
@@ -30,17 +31,16 @@ def upsample_rows(logits: torch.Tensor, size: tuple[int, int], rows: slice | Non
     """Bilinear upsampling of ``(C, h, w)`` to ``size``, only for output ``rows``.
 
     Equal (to float rounding) to ``F.interpolate(logits[None], size, mode="bilinear")[0][:, rows]``,
-    but never allocates the full output.
+    but never allocates the full output: the rows are blended by hand from their two source rows,
+    then PyTorch resizes the band along columns only (a row scale of 1 copies rows unchanged).
     """
     (H, W), (h, w) = size, logits.shape[-2:]
+    if rows is None or (rows.start in (0, None) and rows.stop >= H):
+        return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
     y0, y1, wy = bilinear_weights(h, H, logits.device)
-    x0, x1, wx = bilinear_weights(w, W, logits.device)
-    if rows is not None:
-        y0, y1, wy = y0[rows], y1[rows], wy[rows]
-    wy = wy.to(logits.dtype)[:, None]
+    y0, y1, wy = y0[rows], y1[rows], wy[rows].to(logits.dtype)[:, None]
     band = logits[:, y0] * (1 - wy) + logits[:, y1] * wy  # (C, rows, w)
-    wx = wx.to(logits.dtype)
-    return band[..., x0] * (1 - wx) + band[..., x1] * wx
+    return F.interpolate(band[None], size=(band.shape[1], W), mode="bilinear", align_corners=False)[0]
 
 
 def class_probabilities(logits: torch.Tensor, query_to_class: torch.Tensor, logit_scale: float) -> torch.Tensor:
@@ -81,18 +81,25 @@ def predict_labels(
     """
     H, W = size
     num_classes = int(query_to_class.max()) + 1
+    bands = list(_bands(H, logits.shape[0] * W))
 
-    def scored(keep: torch.Tensor | None):
-        for rows in _bands(H, logits.shape[0] * W):
-            band = logits[:, rows] if logits.shape[-2:] == size else upsample_rows(logits, size, rows)
-            probs = class_probabilities(band, query_to_class, logit_scale)
+    def score(rows: slice) -> torch.Tensor:
+        band = logits[:, rows] if logits.shape[-2:] == size else upsample_rows(logits, size, rows)
+        return class_probabilities(band, query_to_class, logit_scale)
+
+    # a small image is scored once and reused by the area_thd pass; a large one is scored again, band by band
+    whole = score(bands[0]) if len(bands) == 1 else None
+
+    def scored(keep: torch.Tensor | None = None):
+        for rows in bands:
+            probs = whole if whole is not None else score(rows)
             if keep is not None:
-                probs[1:] *= keep[1:, None, None]
+                probs[1:] *= keep[1:, None, None]  # in place: this is the last use of these scores
             yield rows, probs.max(dim=0)
 
     labels = torch.empty(size, dtype=torch.long, device=logits.device)
     top = torch.empty(size, dtype=torch.float32, device=logits.device)
-    for rows, (p, l) in scored(None):
+    for rows, (p, l) in scored():
         top[rows], labels[rows] = p, l
     if area_thd is not None:
         area = torch.bincount(labels.flatten(), minlength=num_classes)[1:].float()

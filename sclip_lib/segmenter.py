@@ -26,6 +26,8 @@ from .windows import sliding_windows
 
 __all__ = ["Segmenter", "Settings"]
 
+_UPSAMPLE_ELEMENTS = 1 << 24  # ~64 MB of float32 window logits per interpolate call
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -175,9 +177,13 @@ class Segmenter:
             with self._autocast():
                 feats = self.encoder.dense_features(crops)  # (B, dim, gh, gw)
             logits = torch.einsum("bchw,qc->bqhw", feats.float(), text)
-            for (y1, y2, x1, x2), win in zip(batch, logits):  # upsample one window at a time: less memory
-                canvas[:, y1:y2, x1:x2] += F.interpolate(win[None], size=(y2 - y1, x2 - x1), mode="bilinear")[0]
-                count[:, y1:y2, x1:x2] += 1
+            # upsample a few windows per call: one call per batch could take GBs with many classes
+            per_call = max(1, _UPSAMPLE_ELEMENTS // (logits.shape[1] * crops.shape[-2] * crops.shape[-1]))
+            for first in range(0, len(batch), per_call):
+                up = F.interpolate(logits[first : first + per_call], size=crops.shape[-2:], mode="bilinear")
+                for (y1, y2, x1, x2), win in zip(batch[first : first + per_call], up):
+                    canvas[:, y1:y2, x1:x2] += win
+                    count[:, y1:y2, x1:x2] += 1
         return canvas / count
 
     def logits(self, image) -> tuple[torch.Tensor, torch.Tensor]:
