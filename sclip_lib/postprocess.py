@@ -52,7 +52,11 @@ def class_probabilities(logits: torch.Tensor, query_to_class: torch.Tensor, logi
     num_classes = int(query_to_class.max()) + 1
     if num_classes == probs.shape[0]:
         return probs
-    index = query_to_class.to(probs.device).view(-1, *([1] * (probs.ndim - 1))).expand_as(probs)
+    q2c = query_to_class.cpu()
+    if bool((q2c[1:] >= q2c[:-1]).all()):  # each class's names are contiguous (as ClassNames makes them)
+        counts = torch.unique_consecutive(q2c, return_counts=True)[1].tolist()
+        return torch.stack([group.amax(dim=0) for group in probs.split(counts)])
+    index = q2c.to(probs.device).view(-1, *([1] * (probs.ndim - 1))).expand_as(probs)
     out = probs.new_zeros((num_classes, *probs.shape[1:]))
     return out.scatter_reduce_(0, index, probs, reduce="amax", include_self=False)
 

@@ -33,6 +33,17 @@ def test_synonyms_take_the_max_after_the_softmax_over_all_queries():
     assert probs.sum() < 1
 
 
+def test_synonym_max_for_unordered_query_lists():
+    logits = torch.randn(5, 4, 3)
+    q2c = torch.tensor([1, 0, 1, 2, 0])  # names of a class need not be contiguous
+    probs = (logits * 7).softmax(0)
+    expected = torch.stack([probs[[1, 4]].amax(0), probs[[0, 2]].amax(0), probs[3]])
+    torch.testing.assert_close(class_probabilities(logits, q2c, 7), expected)
+    ordered = torch.tensor([0, 0, 1, 2, 2])
+    expected = torch.stack([probs[:2].amax(0), probs[2], probs[3:].amax(0)])
+    torch.testing.assert_close(class_probabilities(logits, ordered, 7), expected)
+
+
 def test_softmax_then_max_differs_from_max_then_softmax():
     logits = torch.tensor([[0.3], [0.3], [0.3]])  # all alike: "sofa" and "couch" split the mass
     probs = class_probabilities(logits, torch.tensor([0, 1, 1]), logit_scale=1)
