@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 __all__ = ["MeanIoU", "IoUResult"]
@@ -47,9 +46,7 @@ class MeanIoU:
 
     def update(self, pred, target) -> None:
         """Add one image: ``pred`` and ``target`` are integer label maps of the same shape."""
-        pred, target = torch.as_tensor(np.asarray(pred) if not torch.is_tensor(pred) else pred), torch.as_tensor(
-            np.asarray(target) if not torch.is_tensor(target) else target
-        )
+        pred, target = torch.as_tensor(pred), torch.as_tensor(target)  # tensors, numpy arrays or lists
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and ground truth {tuple(target.shape)} differ in shape")
         if pred.is_floating_point() or target.is_floating_point():
