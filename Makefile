@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: test book setup clean
+.PHONY: test book setup clean notebooks
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: $(STAMP)
 # Sphinx warnings as errors, then opens the built pages in headless Chromium (tests/test_book_site.py).
 book: $(STAMP)
 	$(PY) scripts/build_book.py
+
+# The chapters' Colab copies: notebooks/*.ipynb from book/*.md (jupytext pairs; the set-up cell from notebooks/colab_setup.py).
+notebooks: $(STAMP)
+	$(PY) scripts/notebooks.py
 
 clean:
 	rm -rf _build

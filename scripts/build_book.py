@@ -78,7 +78,7 @@ def main() -> int:
     start = time.perf_counter()
     mode = decide_mode()
     env = {**os.environ, "SCLIP_BOOK_MODE": mode, "SCLIP_BOOK_BUILD": "1"}
-    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_notebooks.py"), "--check"], cwd=ROOT)
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], cwd=ROOT)  # book/*.md = notebooks/*.ipynb
     if check.returncode:
         return check.returncode
     BUILD.mkdir(exist_ok=True)

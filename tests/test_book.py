@@ -71,14 +71,62 @@ def test_smoke_voc_folder_loads_as_a_benchmark(monkeypatch):
     assert samples and all(s.image.shape[:2] == s.mask.shape for s in samples)
 
 
-def test_notebooks_in_sync_with_sources():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_notebooks.py"), "--check"], capture_output=True, text=True)
+def _notebooks_script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import notebooks
+    finally:
+        sys.path.pop(0)
+    return notebooks
+
+
+def test_chapters_in_sync_with_their_colab_copies():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_sync_check_catches_drift_outputs_and_stale_setup_cells(tmp_path, monkeypatch):
+    """The check fails on each kind of drift, on a copy of the real chapters."""
+    nbs = _notebooks_script()
+    jupytext = pytest.importorskip("jupytext")
+    import nbformat
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text())
+    for name in ("02_clip.md", "04_csa.md"):
+        (tmp_path / "book" / name).write_text((ROOT / "book" / name).read_text())
+    for name in ("02_clip.ipynb", "04_csa.ipynb", "colab_setup.py"):
+        (tmp_path / "notebooks" / name).write_text((ROOT / "notebooks" / name).read_text())
+    for attr, sub in (("ROOT", ""), ("BOOK", "book"), ("NOTEBOOKS", "notebooks")):
+        monkeypatch.setattr(nbs, attr, tmp_path / sub)
+    monkeypatch.setattr(nbs, "SETUP_TEMPLATE", tmp_path / "notebooks" / "colab_setup.py")
+    assert nbs.problems() == []
+
+    copy = tmp_path / "notebooks" / "02_clip.ipynb"
+    nb = jupytext.read(copy)
+    nb.cells[-1].source += "\nan edit made only in Colab"
+    next(c for c in nb.cells if c.cell_type == "code").outputs = [nbformat.v4.new_output("stream", text="x")]
+    jupytext.write(nb, copy)
+    found = nbs.problems()
+    assert any("02_clip.ipynb differs" in f for f in found) and any("holds outputs" in f for f in found), found
+
+    (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text().replace("github.com/", "github.com/a-fork-"))
+    assert sum("not the set-up cell" in f for f in nbs.problems()) == 2
+
+    (tmp_path / "book" / "02_clip.ipynb").write_text(copy.read_text())
+    (tmp_path / "notebooks" / "99_gone.ipynb").write_text(copy.read_text())
+    found = nbs.problems()
+    assert any("book/02_clip.ipynb" in f for f in found) and any("99_gone.ipynb has no source" in f for f in found), found
+
+
+def _chapters():
+    return _notebooks_script().chapters()
+
+
 def test_notebooks_committed_without_outputs():
-    notebooks = sorted((ROOT / "book").glob("*.ipynb"))
-    assert len(notebooks) >= 9
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) >= 9 and len(notebooks) == len(_chapters())
     for nb_path in notebooks:
         nb = json.loads(nb_path.read_text())
         for cell in nb["cells"]:
@@ -89,10 +137,11 @@ def test_notebooks_committed_without_outputs():
 
 
 def test_every_chapter_has_goals_time_and_summary():
-    for nb_path in sorted((ROOT / "book").glob("0*.ipynb")):
-        text = "\n".join("".join(c["source"]) for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "markdown")
-        assert "Learning goals" in text and "Time and hardware" in text, nb_path.name
-        assert "## Summary" in text, nb_path.name
+    jupytext = pytest.importorskip("jupytext")
+    for md in _chapters():
+        text = "\n".join(c.source for c in jupytext.read(md).cells if c.cell_type == "markdown")
+        assert "Learning goals" in text and "Time and hardware" in text, md.name
+        assert "## Summary" in text, md.name
 
 
 def test_toc_lists_every_chapter():
@@ -100,5 +149,7 @@ def test_toc_lists_every_chapter():
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]] + [c["file"] for c in toc["chapters"]]
-    for nb_path in (ROOT / "book").glob("*.ipynb"):
-        assert f"book/{nb_path.stem}" in files, nb_path.name
+    chapters = _chapters()
+    assert len(chapters) >= 9
+    for md in chapters:
+        assert f"book/{md.stem}" in files, md.name
