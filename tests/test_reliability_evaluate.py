@@ -145,3 +145,32 @@ def test_summary_is_rebuilt_from_every_result_in_the_folder(vit_b16, voc5, tmp_p
     first = EvalResult.load(next(out.glob("voc21_*.json")))
     write_summary([first], out)  # what the first of two concurrent runs writes last
     assert len((out / "summary.csv").read_text().splitlines()) == 3
+
+
+def test_sigterm_saves_progress_and_exits_130(vit_b16, voc5, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from sclip_lib.cli import main
+
+    monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: vit_b16)
+    calls = []
+
+    def terminated_at_the_second_image(self, image):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `kill PID` or a job scheduler sends
+        return quick_predict(self, image)
+
+    monkeypatch.setattr(sl.Segmenter, "predict", terminated_at_the_second_image)
+    out = tmp_path / "res"
+    argv = ["evaluate", "-b", "voc21", "--allow-untrained", "--templates", "one", "--device", "cpu",
+            "--source", str(voc5), "--out", str(out), "--workers", "0"]  # fmt: skip
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(argv) == 130
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
+    err = capsys.readouterr().err
+    assert "error: interrupted" in err and "--resume" in err and "Traceback" not in err
+    assert json.loads((out / PARTIAL).read_text())["images"] >= 1
+    monkeypatch.setattr(sl.Segmenter, "predict", quick_predict)
+    assert main([*argv, "--resume"]) == 0
+    assert EvalResult.load(out / PARTIAL.replace(".partial", "")).num_images == 5
