@@ -3,21 +3,78 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "positive_int", "resolve_device", "pretrained_arg"]
 
 SMOKE_BANNER = "*** SMOKE MODE: untrained weights, the mask is NOT meaningful ***"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line (exit 2) like every other CLI failure."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
+    return value
+
+
+def resolve_device(name: str | None):
+    """A ``torch.device`` the machine has; a ``ValueError`` saying which ones it has otherwise."""
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: this machine has no usable CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} GPU(s), cuda:0..cuda:{count - 1}")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="ViT-B-16", help="open_clip model name (default ViT-B-16)")
-    p.add_argument("--pretrained", default="openai", help="pretrained tag or checkpoint path (default openai)")
-    p.add_argument("--allow-untrained", action="store_true", help="smoke test with random weights (output not meaningful)")
+    p.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path (default openai)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="smoke test with random weights when --pretrained is not given (output not meaningful)")
     p.add_argument("--attention", default="sclip", help="attention variant (sclip, vanilla, maskclip, clearclip, naclip)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per encoder call")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="windows per encoder call")
+
+
+def pretrained_arg(args) -> str | None:
+    """The weights asked for: an explicit --pretrained always wins over --allow-untrained."""
+    if args.pretrained is not None:
+        return args.pretrained
+    return None if args.allow_untrained else "openai"
 
 
 def _add_segment_parser(sub) -> None:
@@ -25,66 +82,117 @@ def _add_segment_parser(sub) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("--classes", required=True, help='classes separated by ";", synonyms by ",": "cat; sofa, couch"')
     p.add_argument("--out", type=Path, default=None, help="label PNG to write (palette; pixel value = class index)")
-    p.add_argument("--overlay", type=Path, default=None, help="overlay PNG to write")
+    p.add_argument("--overlay", type=Path, default=None, help="overlay image to write (.png, .jpg, .webp)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out/--overlay files that exist already")
     _add_model_args(p)
     p.add_argument("--background", default="stuff", help='background class names; "stuff" = the paper\'s 26 stuff words, "none" = no background')
     p.add_argument("--logit-scale", type=float, default=50.0)
     p.add_argument("--prob-thd", type=float, default=None, help="default 0.1 with a background, else 0")
     p.add_argument("--area-thd", type=float, default=None)
-    p.add_argument("--short-side", type=int, default=336)
+    p.add_argument("--short-side", type=positive_int, default=336)
     p.add_argument("--pamr", action="store_true", help="refine with PAMR (10 iterations, dilations 8 and 16)")
-    p.add_argument("--templates", type=int, default=None, help="use only the first N of the 80 prompt templates (faster on CPU)")
+    p.add_argument("--templates", type=positive_int, default=None,
+                   help="use only the first N (1..80) of the 80 prompt templates (faster on CPU)")
+    p.add_argument("--max-pixels", type=nonnegative_int, default=None,
+                   help="allow images up to this many pixels (Pillow's decompression-bomb guard; 0: no limit)")
+
+
+_OVERLAY_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _read_image(path: Path, max_pixels: int | None):
+    """The image, upright (EXIF), fully decoded; a ``ValueError`` with the fix when it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .images import upright
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = max_pixels or None
+    try:
+        image = Image.open(path)
+        image.load()
+        return upright(image)
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f"image {path} is larger than Pillow's safety limit ({err}). If you trust the file, pass "
+            "--max-pixels N (0: no limit); it needs about 20 bytes per pixel to segment"
+        ) from None
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _segment(args) -> int:
     import torch
-    from PIL import Image, UnidentifiedImageError
 
     import sclip_lib as sl
     from sclip_lib import viz
+    from sclip_lib.files import check_output_file
 
+    # everything that can be checked without the model is checked first: paths, device, sizes
+    if args.templates is not None and args.templates > len(sl.OPENAI_IMAGENET_TEMPLATES):
+        return _fail(f"--templates {args.templates}: there are {len(sl.OPENAI_IMAGENET_TEMPLATES)} templates; use 1..80")
     try:
-        image = Image.open(args.image)
-        image.load()
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
-        print(f"error: cannot read image {args.image}: {err}", file=sys.stderr)
-        return 2
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        outputs = {}
+        if args.out is not None:
+            outputs[args.out] = check_output_file(args.out, "--out", suffixes=(".png",), inputs=(args.image,), overwrite=args.overwrite)
+        if args.overlay is not None:
+            outputs[args.overlay] = check_output_file(
+                args.overlay, "--overlay", suffixes=_OVERLAY_SUFFIXES, inputs=(args.image,), overwrite=args.overwrite
+            )
+        if args.out is not None and args.overlay is not None and outputs[args.out].resolve() == outputs[args.overlay].resolve():
+            raise ValueError("--out and --overlay name the same file: give them different names")
+        device = resolve_device(args.device)
+        image = _read_image(args.image, args.max_pixels)
+        if args.overlay is not None:
+            viz.check_overlay_size(image.height, image.width)
+    except ValueError as err:
+        return _fail(err)
     background = {"none": None, "stuff": sl.STUFF_BACKGROUND}.get(args.background.lower(), args.background)
     prob_thd = args.prob_thd if args.prob_thd is not None else (0.1 if background else 0.0)
     templates = sl.OPENAI_IMAGENET_TEMPLATES[: args.templates] if args.templates else sl.OPENAI_IMAGENET_TEMPLATES
     try:
-        pretrained = None if args.allow_untrained else args.pretrained
-        model = sl.load_clip(args.model, pretrained, allow_untrained=args.allow_untrained, device=device)
+        model = sl.load_clip(args.model, pretrained_arg(args), allow_untrained=args.allow_untrained, device=device)
         seg = sl.Segmenter(
             model, args.classes, args.attention, background=background, device=device, templates=templates,
             logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd, short_side=args.short_side,
             pamr=args.pamr, batch_size=args.batch_size,
         )
+        seg.check_image_size(image.height, image.width)
     except (sl.WeightsError, ValueError, KeyError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        if isinstance(err, sl.WeightsError):
-            print("(to try the pipeline without weights: add --allow-untrained; the mask is then meaningless)", file=sys.stderr)
-        return 2
+        hint = "(to try the pipeline without weights: add --allow-untrained; the mask is then meaningless)"
+        return _fail(f"{err}\n{hint}" if isinstance(err, sl.WeightsError) else err)
     if seg.untrained:
         print(SMOKE_BANNER, file=sys.stderr)
-    mask = seg.predict(image)
+    try:
+        mask = seg.predict(image)
+    except ValueError as err:
+        return _fail(err)
     areas = torch.bincount(mask.flatten(), minlength=seg.num_classes).float() / mask.numel()
     for name, share in zip(seg.labels, areas.tolist()):
         if share > 0:
             print(f"{share * 100:6.2f}%  {name}")
-    if args.out:
-        viz.colorize(mask.numpy()).save(args.out)
-    if args.overlay:
+    if args.out is not None:
+        viz.save_atomic(viz.colorize(mask.numpy()), args.out)
+    if args.overlay is not None:
         over = viz.overlay(image, mask.numpy(), seg.labels)
-        (viz.stamp_smoke(over) if seg.untrained else over).save(args.overlay)
+        viz.save_atomic(viz.stamp_smoke(over) if seg.untrained else over, args.overlay)
     if seg.untrained:
         print(SMOKE_BANNER, file=sys.stderr)
     return 0
 
 
+def _fail(error) -> int:
+    """Print the one-line ``error: ...`` (the message's own lines follow it) and return exit status 2."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sclip", description="Training-free open-vocabulary segmentation (SCLIP).")
+    """Run ``sclip``; returns the exit status: 0 done, 2 bad input (one ``error:`` line), 130 interrupted."""
+    parser = _Parser(prog="sclip", description="Training-free open-vocabulary segmentation (SCLIP).")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_segment_parser(sub)
     try:
@@ -94,9 +202,35 @@ def main(argv: list[str] | None = None) -> int:
     if evaluate_cli is not None:
         evaluate_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    if args.command == "segment":
-        return _segment(args)
-    return evaluate_cli.run(args)
+    previous = _sigterm_as_interrupt()
+    try:
+        if args.command == "segment":
+            return _segment(args)
+        return evaluate_cli.run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; outputs are written atomically, so no file was left half-written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        return _fail("out of memory: use a smaller image, fewer classes or --batch-size 1")
+    except Exception as err:  # a bug: still one line, the traceback on request
+        if os.environ.get("SCLIP_DEBUG"):
+            raise
+        return _fail(f"{type(err).__name__}: {err} (unexpected; SCLIP_DEBUG=1 shows the traceback, please report it)")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt():
+    """Let SIGTERM unwind like Ctrl-C, so evaluation progress is saved; returns the old handler."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@
 mIoU is accumulated over the whole (sub)set at the ground truth's own resolution (:class:`MeanIoU`).
 Results files (JSON, plus a per-class CSV) are written atomically: a temporary file in the same
 folder, then ``os.replace``, so an interrupted or failed run leaves nothing half-written.
+
+With ``out=``, progress is saved as the run goes: ``<stem>.partial.json`` holds the per-class
+intersection, prediction and ground-truth pixel sums (float64, exact for integer counts) of the
+images done, rewritten atomically every few images and when the run stops on an error or Ctrl-C.
+``resume=True`` continues from it and ends with the same sums, so the same mIoU, as an uninterrupted
+run. The sums are plain per-class totals, so runs over disjoint parts of a split add up.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,10 +32,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .benchmarks import PAPER_ORDER, Benchmark, BenchmarkData, get_benchmark, load_benchmark
+from .benchmarks.loading import SAMPLE_ERRORS, BadSample
+from .files import check_output_folder, write_atomic
 from .metrics import MeanIoU
 from .segmenter import Segmenter
 
-__all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic"]
+__all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic", "result_stem"]
 
 SMOKE_WARNING = "SMOKE RUN: untrained random weights; these numbers say nothing about the method"
 
@@ -58,6 +66,7 @@ class EvalResult:
     device: str = "cpu"
     created: str = ""
     versions: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)  # [{"name", "error"}] of samples left out (skip_bad)
 
     @property
     def num_classes(self) -> int:
@@ -76,12 +85,7 @@ class EvalResult:
 
     def stem(self) -> str:
         """A file name stem that tells runs apart: benchmark, attention, model, PAMR, subset."""
-        parts = [self.benchmark, self.attention, self.model]
-        if self.settings.get("pamr"):
-            parts.append("pamr")
-        if self.data.get("limit") is not None:
-            parts.append(f"limit{self.data['limit']}")
-        return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
+        return result_stem(self.benchmark, self.settings, self.model, self.data.get("limit"))
 
     # -- files ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -117,7 +121,7 @@ class EvalResult:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         names = {f.name for f in fields(cls)}
         missing = names - set(d)
-        if missing - {"model", "warning", "device", "created", "versions"}:
+        if missing - {"model", "warning", "device", "created", "versions", "skipped"}:
             raise ValueError(f"{path} is not an evaluation result: missing {sorted(missing)}")
         d = {k: v for k, v in d.items() if k in names}
         d["iou"] = [float("nan") if v is None else float(v) for v in d["iou"]]
@@ -125,20 +129,14 @@ class EvalResult:
         return cls(**d)
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+def result_stem(benchmark: str, settings: dict, model: str, limit: int | None) -> str:
+    """The file name stem of a run: benchmark, attention, model, PAMR, subset."""
+    parts = [benchmark, settings.get("attention", "?"), model]
+    if settings.get("pamr"):
+        parts.append("pamr")
+    if limit is not None:
+        parts.append(f"limit{limit}")
+    return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
 
 
 def evaluate(
@@ -152,6 +150,9 @@ def evaluate(
     out: str | os.PathLike | None = None,
     workers: int = 2,
     progress: bool = True,
+    resume: bool = False,
+    skip_bad: bool = False,
+    save_every: int = 5,
     **overrides,
 ) -> EvalResult:
     """Evaluate a segmenter on a benchmark; returns an :class:`EvalResult`, saved to ``out`` if given.
@@ -165,35 +166,65 @@ def evaluate(
         limit: the first ``limit`` images of the split (the same every time); ``source``: a local copy.
         device: where the segmenter runs (method name only; fp16 autocast on CUDA, as the authors ran).
         out: a results folder: ``<benchmark>_<attention>_<model>[...].json`` and ``.csv`` are written there.
+            It is checked (created, writable) before any work; progress is saved there as the run goes.
         workers: threads decoding images while the model runs (0: none).
         progress: show a tqdm progress bar (a widget in notebooks, text in terminals).
+        resume: continue the saved progress of this same run in ``out`` (an error without ``out``).
+        skip_bad: leave out samples that cannot be read or hold out-of-range labels, and list them in
+            the result (``skipped``); off by default, so a bad sample stops the run.
+        save_every: save progress every this many images (with ``out``).
         **overrides: for a method name, passed to the Segmenter (``templates=``, ``pamr=True``, ...).
     """
+    if resume and out is None:
+        raise ValueError("resume=True needs out=: progress is saved in the results folder")
+    if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
+        raise ValueError(f"save_every must be a positive int, got {save_every!r}")
     data = benchmark if isinstance(benchmark, BenchmarkData) else None
     bench = data.benchmark if data is not None else get_benchmark(benchmark)
     seg = _segmenter(segmenter_or_method, bench, model, device, overrides)
+    folder = check_output_folder(out) if out is not None else None  # before any data or compute
     if data is None:
         data = load_benchmark(bench, limit=limit, source=source, workers=workers)
     elif limit is not None or source is not None:
         raise ValueError("limit and source belong to load_benchmark when samples are passed in; pass them there")
+    settings, described = _plain(seg.describe()), _plain(data.describe())
+    state = _Progress(bench, settings, described, _model_tag(seg), folder, resume)
 
     start = time.perf_counter()
     seg.text_features()  # once, outside the per-image timing
     text_seconds = time.perf_counter() - start
-    metric = MeanIoU(bench.num_classes, class_names=bench.labels_list)
-    count = 0
-    loop_start = time.perf_counter()
-    bar = tqdm(total=len(data), desc=f"{bench.name} · {seg.attention}", unit="img", disable=not progress)
+    metric = state.metric
+    loop_start = time.perf_counter() - state.loop_seconds
+    bar = tqdm(total=len(data), initial=state.rows, desc=f"{bench.name} · {seg.attention}", unit="img", disable=not progress)
     try:
-        for sample in data.samples(workers):
-            metric.update(seg.predict(sample.image), torch.from_numpy(sample.mask))
-            count += 1
+        for sample in data.samples(workers, start=state.rows, skip_bad=skip_bad):
+            if isinstance(sample, BadSample):
+                state.skip(sample.name, sample.error)
+            else:
+                try:
+                    metric.update(seg.predict(sample.image), torch.from_numpy(sample.mask))
+                    state.images += 1
+                except SAMPLE_ERRORS as err:
+                    if not skip_bad:
+                        raise
+                    state.skip(sample.name, f"{type(err).__name__}: {err}")
+            state.rows += 1
             bar.update()
+            if state.rows % save_every == 0:
+                state.save(time.perf_counter() - loop_start)
+    except BaseException as err:
+        if state.save(time.perf_counter() - loop_start):
+            err.add_note(
+                f"progress of {state.images} images saved in {state.path}: rerun with resume=True "
+                "(sclip evaluate --resume) to continue"
+                + ("" if skip_bad or not isinstance(err, SAMPLE_ERRORS) else "; skip_bad=True (--skip-bad) leaves out bad samples")
+            )
+        raise
     finally:
         bar.close()
     loop_seconds = time.perf_counter() - loop_start
-    if count == 0:
-        raise ValueError(f"{bench.name}: the subset holds no images; nothing was evaluated or written")
+    if state.images == 0:
+        raise ValueError(f"{bench.name}: the subset holds no usable images; nothing was evaluated or written")
     score = metric.compute()
     result = EvalResult(
         benchmark=bench.name,
@@ -201,13 +232,13 @@ def evaluate(
         miou=score.miou,
         iou=score.iou,
         class_names=bench.labels_list,
-        num_images=count,
+        num_images=state.images,
         num_pixels=score.num_pixels,
-        seconds_per_image=loop_seconds / count,
+        seconds_per_image=loop_seconds / state.images,
         text_seconds=text_seconds,
         total_seconds=time.perf_counter() - start,
-        settings=_plain(seg.describe()),  # as JSON stores it, so a reloaded result compares equal
-        data=_plain(data.describe()),
+        settings=settings,  # as JSON stores it, so a reloaded result compares equal
+        data=described,
         paper_miou=bench.paper_miou,
         released_miou=bench.released_miou,
         untrained=seg.untrained,
@@ -216,10 +247,79 @@ def evaluate(
         device=str(seg.device),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=_versions(),
+        skipped=list(state.skipped),
     )
-    if out is not None:
-        result.save(out)
+    if folder is not None:
+        result.save(folder)
+        state.finish()
     return result
+
+
+class _Progress:
+    """The running sums of one evaluation and their ``<stem>.partial.json`` file in the results folder."""
+
+    FORMAT = 1
+
+    def __init__(self, bench: Benchmark, settings: dict, data: dict, model: str, folder: Path | None, resume: bool):
+        self.key = {"benchmark": bench.name, "settings": settings, "data": data, "model": model}
+        self.metric = MeanIoU(bench.num_classes, class_names=bench.labels_list)
+        self.rows = 0  # rows of the split consumed, bad ones included
+        self.images = 0  # images scored
+        self.skipped: list[dict] = []
+        self.loop_seconds = 0.0
+        self.path = folder / f"{result_stem(bench.name, settings, model, data.get('limit'))}.partial.json" if folder else None
+        if self.path is not None and self.path.exists():
+            if not resume:
+                raise ValueError(
+                    f"{self.path} holds the saved progress of an interrupted run of this evaluation: pass "
+                    "resume=True (sclip evaluate --resume) to continue it, or delete the file to start over"
+                )
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            same = saved.get("format") == self.FORMAT and saved["key"] == self.key
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{self.path} is not a readable progress file ({err}); delete it to start over") from None
+        if not same:
+            raise ValueError(
+                f"{self.path} is the progress of a run with other settings, data or model; resume with the "
+                "same arguments, or delete the file to start over"
+            )
+        m = self.metric
+        for name in ("intersection", "pred_area", "target_area"):
+            setattr(m, name, torch.tensor(saved[name], dtype=torch.float64))
+        self.rows, self.images = int(saved["rows"]), int(saved["images"])
+        self.skipped = list(saved["skipped"])
+        self.loop_seconds = float(saved["loop_seconds"])
+
+    def skip(self, name: str, error: str) -> None:
+        self.skipped.append({"name": name, "error": error})
+
+    def save(self, loop_seconds: float) -> bool:
+        """Write the sums so far (atomically); False when there is nowhere or nothing to write."""
+        if self.path is None or self.rows == 0:
+            return False
+        m = self.metric
+        state = {
+            "format": self.FORMAT,
+            "key": self.key,
+            "rows": self.rows,
+            "images": self.images,
+            "skipped": self.skipped,
+            "loop_seconds": loop_seconds,
+            "intersection": m.intersection.tolist(),
+            "pred_area": m.pred_area.tolist(),
+            "target_area": m.target_area.tolist(),
+        }
+        write_atomic(self.path, json.dumps(state, allow_nan=False) + "\n")
+        return True
+
+    def finish(self) -> None:
+        """The results are written: the progress file has served its purpose."""
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
 
 
 def _segmenter(method, bench: Benchmark, model, device, overrides: dict) -> Segmenter:
@@ -283,7 +383,10 @@ def summary_rows(results: list[EvalResult]) -> list[dict]:
             "paper": r.paper_miou,
             "released code": r.released_miou,
             "s/img": round(r.seconds_per_image, 3),
-            "note": "SMOKE (untrained)" if r.untrained else ("subset" if r.data.get("limit") else ""),
+            "note": "; ".join(n for n in (
+                "SMOKE (untrained)" if r.untrained else ("subset" if r.data.get("limit") else ""),
+                f"{len(r.skipped)} skipped" if r.skipped else "",
+            ) if n),
         })  # fmt: skip
     return rows
 
@@ -301,10 +404,50 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_summary(results: list[EvalResult], folder: str | os.PathLike, name: str = "summary") -> Path:
-    """``<folder>/<name>.csv`` with :func:`summary_rows`, atomically; returns its path."""
-    rows = summary_rows(results)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return write_atomic(Path(folder) / f"{name}.csv", buf.getvalue())
+    """``<folder>/<name>.csv`` with :func:`summary_rows` of every result in ``folder`` and ``results``.
+
+    The table is rebuilt from all result files in the folder under a lock on the folder, so runs
+    writing into the same folder at the same time never drop each other's rows. Returns its path.
+    """
+    folder = Path(folder)
+    with _folder_lock(folder):
+        found = {r.stem(): r for r in _results_in(folder)}
+        found.update({r.stem(): r for r in results})
+        rows = summary_rows(list(found.values()))
+        if not rows:
+            raise ValueError(f"{folder} holds no evaluation results to summarise")
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return write_atomic(folder / f"{name}.csv", buf.getvalue())
+
+
+def _results_in(folder: Path) -> list[EvalResult]:
+    """Every readable result JSON in ``folder`` (progress files and other JSON are passed over)."""
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.endswith(".partial.json"):
+            continue
+        try:
+            results.append(EvalResult.load(path))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return results
+
+
+@contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive ``flock`` on the folder itself (no lock file left behind); a no-op where unsupported."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -18,6 +18,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers) -> None:
     """Add the ``evaluate`` subcommand to an ``argparse`` subparsers object."""
     from .benchmarks import PAPER_ORDER
+    from .cli import nonnegative_int, positive_int
 
     p = subparsers.add_parser(
         "evaluate",
@@ -27,7 +28,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--benchmark", "-b", action="append", required=True,
                    help=f"benchmark name(s), repeatable or comma separated; 'all' for {', '.join(PAPER_ORDER)}")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images of each split only")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N images of each split only")
     p.add_argument("--attention", default="sclip", help="last-block attention variant (default: sclip)")
     p.add_argument("--model", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)")
     p.add_argument("--pretrained", default=None,
@@ -39,10 +40,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", action="append", default=[], metavar="[NAME=]PATH",
                    help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable")
     p.add_argument("--out", default="results", type=Path, help="results folder (default: results/)")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per encoder call (default 16)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="windows per encoder call (default 16)")
     p.add_argument("--templates", choices=("openai", "one"), default="openai",
                    help="prompt templates: the paper's 80 (default) or one ('a photo of a {}.', quick smoke runs)")
-    p.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2; 0: none)")
+    p.add_argument("--workers", type=nonnegative_int, default=2, help="image decoding threads (default 2; 0: none)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from the progress it saved in --out (same arguments)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out unreadable or out-of-range samples (listed in the results file) instead of stopping")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,35 +55,42 @@ def run(args: argparse.Namespace) -> int:
     from .benchmarks import BenchmarkSourceError, get_benchmark
     from .evaluate import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
 
+    from .cli import pretrained_arg, resolve_device
+    from .files import check_output_folder
+
     try:
-        # unknown names fail here, before the model loads
+        # unknown names, bad devices and unwritable folders fail here, before the model loads
         names = list(dict.fromkeys(get_benchmark(n).name for n in _benchmark_names(args.benchmark)))
         sources = _sources(args.source, names)
+        device = resolve_device(args.device)
+        check_output_folder(args.out)
     except (KeyError, ValueError) as e:
         return _fail(e)
-
-    import torch
 
     from .models import WeightsError, load_clip
     from .text import OPENAI_IMAGENET_TEMPLATES
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pretrained = args.pretrained if args.pretrained is not None else (None if args.allow_untrained else "openai")
     overrides = {"templates": ("a photo of a {}.",) if args.templates == "one" else OPENAI_IMAGENET_TEMPLATES}
     if args.pamr:
         overrides["pamr"] = True
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
     try:
-        model = load_clip(args.model, pretrained, allow_untrained=args.allow_untrained, device=device)
+        model = load_clip(args.model, pretrained_arg(args), allow_untrained=args.allow_untrained, device=device)
         results = []
         for name in names:
             result = evaluate(args.attention, name, model=model, limit=args.limit, source=sources.get(name),
-                              device=device, out=args.out, workers=args.workers, **overrides)  # fmt: skip
+                              device=device, out=args.out, workers=args.workers, resume=args.resume,
+                              skip_bad=args.skip_bad, **overrides)  # fmt: skip
             results.append(result)
             print(f"{name}: mIoU {result.miou:.2f} on {result.num_images} images -> {args.out / result.stem()}.json")
-    except (KeyError, ValueError, BenchmarkSourceError, WeightsError, FileNotFoundError) as e:
+            for bad in result.skipped:
+                print(f"  skipped {bad['name']}: {bad['error']}", file=sys.stderr)
+    except (KeyError, ValueError, TypeError, BenchmarkSourceError, WeightsError, OSError) as e:
         return _fail(e)
+    except KeyboardInterrupt as e:
+        _fail(e, "interrupted")
+        return 130
     print()
     print(format_table(summary_rows(results)))
     print(f"\nsummary: {write_summary(results, args.out)}")
@@ -115,6 +127,9 @@ def _sources(values: list[str], names: list[str]) -> dict[str, str]:
     return sources
 
 
-def _fail(error: BaseException) -> int:
-    print(f"error: {error}", file=sys.stderr)
+def _fail(error: BaseException, message: str | None = None) -> int:
+    """One ``error:`` line, then the notes the error carries (e.g. where progress was saved)."""
+    print(f"error: {message or error}", file=sys.stderr)
+    for note in getattr(error, "__notes__", ()):
+        print(f"  {note}", file=sys.stderr)
     return 2

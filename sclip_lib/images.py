@@ -5,24 +5,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
-__all__ = ["as_image_tensor", "resize_to_fit", "normalize"]
+__all__ = ["as_image_tensor", "upright", "resized_size", "resize_to_fit", "normalize"]
 
 
 
 def as_image_tensor(image) -> torch.Tensor:
     """An RGB float tensor ``(3, H, W)`` in [0, 1] from a PIL image, a numpy array or a tensor.
 
-    Accepted: any PIL image (grayscale, RGBA, palette, 16-bit, CMYK are converted to RGB); a uint8
-    numpy array ``(H, W, 3)``, ``(H, W, 4)`` (alpha dropped) or ``(H, W)`` (grayscale); a float
-    tensor ``(3, H, W)`` or ``(1, H, W)`` with values in [0, 1]. Anything else is a ``ValueError``
-    or ``TypeError`` that says how to convert it.
+    Accepted: any PIL image, turned upright by its EXIF orientation tag first (as every viewer shows
+    it; the mask then lines up with what the user sees), converted to RGB from grayscale, RGBA,
+    palette or CMYK; 16-bit (``I;16``) and 32-bit integer (``I``) images are read as 16-bit values
+    (``/ 65535``), float (``F``) images must hold values in [0, 1]. A uint8 numpy array
+    ``(H, W, 3)``, ``(H, W, 4)`` (alpha dropped) or ``(H, W)`` (grayscale); a float tensor
+    ``(3, H, W)`` or ``(1, H, W)`` with values in [0, 1]. Anything else is a ``ValueError`` or
+    ``TypeError`` that says how to convert it.
     """
     if isinstance(image, Image.Image):
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        image = np.asarray(image)
+        image = upright(image)
+        if image.mode in _WIDE_MODES:
+            image = _wide_to_tensor(image)
+        else:
+            image = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise ValueError(
@@ -56,6 +61,43 @@ def as_image_tensor(image) -> torch.Tensor:
     return tensor.contiguous()
 
 
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as viewers display it: rotated/flipped by its EXIF orientation tag (a no-op without one)."""
+    if image.getexif().get(0x0112, 1) in (0, 1):  # no rotation: skip exif_transpose's copy
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+def _wide_to_tensor(image: Image.Image) -> torch.Tensor:
+    """A 16-bit, 32-bit integer or float grayscale PIL image as a ``(1, H, W)`` tensor in [0, 1].
+
+    ``convert("RGB")`` would clip these to 0..255 and give a nearly white image.
+    """
+    values = np.asarray(image).astype(np.float64)
+    if image.mode == "F":
+        if not np.isfinite(values).all() or values.min(initial=0) < 0 or values.max(initial=0) > 1:
+            raise ValueError(
+                f"float ('F' mode) images must hold values in [0, 1]; got [{values.min():.3g}, {values.max():.3g}]: "
+                "scale it first, e.g. Image.fromarray(arr / arr.max())"
+            )
+        return torch.from_numpy(values).float()[None]
+    if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+        raise ValueError(
+            f"32-bit integer ('I' mode) images are read as 16-bit values 0..65535; this one holds "
+            f"[{values.min():.0f}, {values.max():.0f}]: scale it to 0..65535 (or 0..255 and convert('L')) first"
+        )
+    return torch.from_numpy(values / 65535.0).float()[None]
+
+
+def resized_size(height: int, width: int, short_side: int, long_side: int = 2048) -> tuple[int, int]:
+    """The ``(h, w)`` that :func:`resize_to_fit` gives an image of ``height x width``."""
+    scale = min(long_side / max(height, width), short_side / min(height, width))
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
 def resize_to_fit(image: torch.Tensor, short_side: int, long_side: int = 2048) -> torch.Tensor:
     """Resize ``(..., H, W)`` keeping aspect ratio so it fits inside (long_side, short_side).
 
@@ -63,8 +105,7 @@ def resize_to_fit(image: torch.Tensor, short_side: int, long_side: int = 2048) -
     without antialiasing, like the authors' OpenCV ``INTER_LINEAR`` (computed here in float, not uint8).
     """
     h, w = image.shape[-2:]
-    scale = min(long_side / max(h, w), short_side / min(h, w))
-    size = (max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5)))
+    size = resized_size(h, w, short_side, long_side)
     if size == (h, w):
         return image
     batched = image if image.ndim == 4 else image[None]

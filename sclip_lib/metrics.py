@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +31,10 @@ class MeanIoU:
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, class_names: list[str] | None = None) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+            raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__} {num_classes!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+            raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}")
         if num_classes < 1:
             raise ValueError("num_classes must be at least 1")
         if class_names is not None and len(class_names) != num_classes:

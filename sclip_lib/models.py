@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import logging
 import os
+import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -141,8 +142,17 @@ def _from_tag(model_name: str, tag: str, quick_gelu: bool | None, cache_dir: str
 
 
 def _from_file(model_name: str, path: Path, quick_gelu: bool | None, *, source: str, tag: str):
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in _CHECKPOINT_SUFFIXES)
+        raise WeightsError(
+            f"{path} is a folder, not a checkpoint file: pass the file itself"
+            + (f", e.g. {path / inside[0]}" if inside else f" (a {'/'.join(_CHECKPOINT_SUFFIXES)} file)")
+        )
     if not path.is_file():
         raise WeightsError(f"checkpoint file {path} for {model_name} does not exist. Check the path.")
+    damaged = _damaged(path)
+    if damaged:
+        raise WeightsError(f"{path} is not a checkpoint or is damaged ({damaged}): download it again")
     digest = sha256_of(path)
     official_name, official_sha = _openai_file(model_name)
     if source == "checkpoint-dir" and path.name == official_name and digest != official_sha:
@@ -168,6 +178,10 @@ def _from_file(model_name: str, path: Path, quick_gelu: bool | None, *, source: 
         else:
             open_clip.load_checkpoint(model, str(path), strict=True)
     except Exception as err:
+        if isinstance(err, _READ_ERRORS) or "PytorchStreamReader" in str(err) or "central directory" in str(err):
+            raise WeightsError(
+                f"{path} is not a checkpoint or is damaged ({type(err).__name__}: {str(err)[:200]}): download it again"
+            ) from err
         raise WeightsError(
             f"{path} does not hold weights for {model_name}: {type(err).__name__}: {str(err)[:500]}\n"
             "Fix: pass the model name the checkpoint was trained with (see open_clip.list_models())."
@@ -223,6 +237,35 @@ def find_local_checkpoint(model_name: str, tag: str) -> Path | None:
     if len(files) > 1:  # prefer safetensors, as open_clip does
         files.sort(key=lambda p: p.suffix != ".safetensors")
     return files[0] if files else None
+
+
+_READ_ERRORS = (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
+def _damaged(path: Path) -> str | None:
+    """Why ``path`` cannot be a checkpoint, judged from its container (cheap: headers only), or None.
+
+    Checkpoints are zip archives (``torch.save``, TorchScript), legacy pickles, or safetensors.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except Exception as err:  # safetensors raises its own error types
+            return f"unreadable safetensors header: {err}"
+        return None
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):
+        return None if zipfile.is_zipfile(path) else "a zip archive cut short (truncated download?)"
+    if head[:1] == b"\x80":  # a pickle (legacy torch.save)
+        return None
+    return f"{size} bytes that are neither a zip archive, a pickle nor safetensors"
 
 
 def sha256_of(path: Path) -> str:

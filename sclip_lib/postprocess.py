@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-__all__ = ["upsample_rows", "class_probabilities", "predict_labels", "bilinear_weights"]
+__all__ = ["upsample_rows", "class_probabilities", "probability_map", "predict_labels", "bilinear_weights"]
 
 _BAND_ELEMENTS = 1 << 24  # ~64 MB of float32 per band of rows
 
@@ -67,6 +67,31 @@ def _bands(height: int, per_row: int) -> Iterator[slice]:
         yield slice(start, min(start + step, height))
 
 
+def _band_probabilities(logits, size, rows: slice, query_to_class, logit_scale) -> torch.Tensor:
+    """Class probabilities of output ``rows`` at ``size`` (logits already at ``size`` are sliced, not resized)."""
+    band = logits[:, rows] if logits.shape[-2:] == size else upsample_rows(logits, size, rows)
+    return class_probabilities(band, query_to_class, logit_scale)
+
+
+@torch.no_grad()
+def probability_map(
+    logits: torch.Tensor,
+    size: tuple[int, int],
+    query_to_class: torch.Tensor,
+    logit_scale: float,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Class probabilities ``(num_classes, H, W)`` of ``dtype`` on the CPU from query logits ``(Q, h, w)``.
+
+    Scored a band of rows at a time, like :func:`predict_labels`: only the output is held in full.
+    """
+    num_classes = int(query_to_class.max()) + 1
+    out = torch.empty((num_classes, *size), dtype=dtype)
+    for rows in _bands(size[0], logits.shape[0] * size[1]):
+        out[:, rows] = _band_probabilities(logits, size, rows, query_to_class, logit_scale).to("cpu", dtype)
+    return out
+
+
 @torch.no_grad()
 def predict_labels(
     logits: torch.Tensor,
@@ -88,8 +113,7 @@ def predict_labels(
     bands = list(_bands(H, logits.shape[0] * W))
 
     def score(rows: slice) -> torch.Tensor:
-        band = logits[:, rows] if logits.shape[-2:] == size else upsample_rows(logits, size, rows)
-        return class_probabilities(band, query_to_class, logit_scale)
+        return _band_probabilities(logits, size, rows, query_to_class, logit_scale)
 
     # a small image is scored once and reused by the area_thd pass; a large one is scored again, band by band
     whole = score(bands[0]) if len(bands) == 1 else None

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -17,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoder import DenseEncoder
-from .images import as_image_tensor, normalize, resize_to_fit
+from .images import as_image_tensor, normalize, resize_to_fit, resized_size
 from .models import weights_info
 from .pamr import PAMR
-from .postprocess import class_probabilities, predict_labels
-from .text import OPENAI_IMAGENET_TEMPLATES, ClassSpec, parse_classes, text_embeddings
+from .postprocess import predict_labels, probability_map
+from .text import OPENAI_IMAGENET_TEMPLATES, ClassSpec, check_templates, parse_classes, text_embeddings
 from .windows import sliding_windows
 
 __all__ = ["Segmenter", "Settings"]
@@ -46,9 +48,24 @@ class Settings:
     batch_size: int = 16  # windows per encoder call
 
     def __post_init__(self) -> None:
+        # every check here runs at construction, before any compute, and names the argument
         for name in ("short_side", "long_side", "crop", "stride", "batch_size", "pamr_iterations"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        for name in ("logit_scale", "prob_thd", "area_thd"):
+            value = getattr(self, name)
+            if (value is not None or name != "area_thd") and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+        if not (math.isfinite(self.logit_scale) and self.logit_scale > 0):
+            raise ValueError(f"logit_scale must be a finite number > 0 (the paper uses 40 to 75), got {self.logit_scale}")
+        if self.stride > self.crop:
+            raise ValueError(
+                f"stride {self.stride} is larger than crop {self.crop}: the windows would leave image columns "
+                "uncovered; use a stride <= crop (the paper: crop 224, stride 112)"
+            )
         if not 0 <= self.prob_thd <= 1:
             raise ValueError(f"prob_thd must lie in [0, 1], got {self.prob_thd}")
         if self.area_thd is not None and not 0 <= self.area_thd <= 1:
@@ -101,9 +118,7 @@ class Segmenter:
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in ("fp16", "fp32"):
             raise ValueError(f"precision must be 'fp16' or 'fp32', got {self.precision!r}")
-        self.templates = tuple(templates)
-        if not self.templates:
-            raise ValueError("templates is empty: use sclip_lib.OPENAI_IMAGENET_TEMPLATES or e.g. ['a photo of a {}.']")
+        self.templates = check_templates(templates)
         self.weights = weights_info(model)
         if self.untrained:
             warnings.warn("Segmenter on UNTRAINED weights: smoke mode, its masks are not meaningful", stacklevel=2)
@@ -155,8 +170,27 @@ class Segmenter:
     def preprocess(self, image) -> tuple[torch.Tensor, torch.Tensor]:
         """The checked RGB image ``(3, H, W)`` in [0, 1] and the resized, normalised ``(1, 3, h, w)`` input."""
         rgb = as_image_tensor(image)
+        self.check_image_size(*rgb.shape[-2:])
         resized = resize_to_fit(rgb.to(self.device), self.settings.short_side, self.settings.long_side)
         return rgb, normalize(resized, self.mean, self.std)[None]
+
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size an image of ``height x width`` is resized to before the windows."""
+        return resized_size(height, width, self.settings.short_side, self.settings.long_side)
+
+    def check_image_size(self, height: int, width: int) -> None:
+        """Refuse images too thin for one patch after resizing (the encoder would fail with a conv error)."""
+        h, w = self.resized_size(height, width)
+        ph, pw = self.encoder.patch_size
+        if h < ph or w < pw:
+            s = self.settings
+            need = math.ceil(max(ph, pw) * max(height, width) / s.long_side)  # short side that survives the resize
+            raise ValueError(
+                f"the image ({width}x{height}, width x height) is too thin: resized to fit short side "
+                f"{s.short_side} and long side {s.long_side} it becomes {w}x{h}, smaller than one {pw}x{ph} "
+                f"patch of the encoder. Pad or crop it to an aspect ratio of at most "
+                f"{s.long_side // max(ph, pw)}:1 (for this length, at least {need} pixels on the short side), or raise long_side"
+            )
 
     @torch.no_grad()
     def window_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,15 +232,20 @@ class Segmenter:
 
     # -- public ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def probabilities(self, image) -> torch.Tensor:
+    def probabilities(self, image, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Class probabilities ``(num_classes, H, W)`` at the input's size (after the synonym max,
-        before ``area_thd`` and ``prob_thd``), on the CPU."""
+        before ``area_thd`` and ``prob_thd``), on the CPU.
+
+        The output itself is large: ``num_classes * H * W`` values, e.g. 1.2 GB in float32 for a
+        2000x1500 image and 100 classes; ``dtype=torch.float16`` halves that. It is computed a band
+        of rows at a time, so little memory is needed beyond it (:meth:`predict` needs far less).
+        """
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+            raise TypeError(f"dtype must be a torch floating dtype (torch.float32 or torch.float16), got {dtype!r}")
         rgb, logits = self.logits(image)
         if self.settings.pamr:
-            full = self._refined(rgb, logits)
-        else:
-            full = F.interpolate(logits[None], size=rgb.shape[-2:], mode="bilinear", align_corners=False)[0]
-        return class_probabilities(full, self.class_names.query_to_class, self.settings.logit_scale).cpu()
+            logits = self._refined(rgb, logits)
+        return probability_map(logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, self.settings.logit_scale, dtype)
 
     @torch.no_grad()
     def predict(self, image) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 A class is one or more names ("sofa, couch"); every name is a separate text query, and a class
 later scores the maximum over its names' probabilities. Each query's embedding is the normalised
-mean of its 80 prompt-template embeddings (open_clip's ``OPENAI_IMAGENET_TEMPLATES``, encoded by
-open_clip's ``build_zero_shot_classifier``).
+mean of its 80 prompt-template embeddings (open_clip's ``OPENAI_IMAGENET_TEMPLATES``), computed as
+open_clip's ``build_zero_shot_classifier`` does but batched by prompts (:mod:`sclip_lib.text_encoding`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ import open_clip
 import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import nn
+
+from .text_encoding import encode_queries
+from .textcache import TextCache
 
 __all__ = ["STUFF_BACKGROUND", "ClassNames", "parse_classes", "text_embeddings", "OPENAI_IMAGENET_TEMPLATES", "read_class_file"]
 
@@ -59,17 +62,29 @@ class ClassNames:
 def parse_classes(classes: str | Sequence[ClassSpec]) -> ClassNames:
     """Parse ``"cat; sofa, couch"`` or ``["cat", "sofa, couch"]`` or ``[["cat"], ["sofa", "couch"]]``.
 
-    Raises ``ValueError`` on an empty list, a blank name, or a name used twice.
+    Raises ``TypeError`` for anything but a string or an ordered sequence of strings (a ``set`` has no
+    order, so class indices would change from run to run), ``ValueError`` on an empty list, a blank
+    name, or a name used twice.
     """
     if isinstance(classes, str):
         classes = [c for c in classes.split(";")]
-    if not isinstance(classes, Sequence) or len(classes) == 0:
+    if not isinstance(classes, Sequence):
+        raise TypeError(
+            f"classes must be a list of names or one ';'-separated string, got {type(classes).__name__}"
+            + (" (a set has no order: pass sorted(...) or a list)" if isinstance(classes, (set, frozenset)) else "")
+        )
+    if len(classes) == 0:
         raise ValueError("the class list is empty: give at least one class name, e.g. ['cat', 'sofa, couch']")
     parsed = []
-    for spec in classes:
-        names = spec.split(",") if isinstance(spec, str) else list(spec)
+    for i, spec in enumerate(classes):
+        if isinstance(spec, str):
+            names = spec.split(",")
+        elif isinstance(spec, Sequence):
+            names = list(spec)
+        else:
+            raise TypeError(f"classes[{i}] must be a string (synonyms separated by ',') or a list of strings, got {type(spec).__name__} {spec!r}")
         if not all(isinstance(n, str) for n in names):
-            raise ValueError(f"class {spec!r}: names must be strings")
+            raise TypeError(f"classes[{i}] = {spec!r}: names must be strings")
         names = tuple(n.strip() for n in names)
         if not names or any(not n for n in names):
             raise ValueError(f"class {spec!r} has an empty name; separate classes with ';' and synonyms with ','")
@@ -84,13 +99,32 @@ def parse_classes(classes: str | Sequence[ClassSpec]) -> ClassNames:
     return ClassNames(tuple(parsed))
 
 
+def check_templates(templates: Sequence[Template]) -> tuple[Template, ...]:
+    """The templates as a tuple; each must be a callable or a string with one ``{}`` for the name."""
+    if isinstance(templates, str) or not isinstance(templates, Sequence):
+        raise TypeError(f"templates must be a list of strings like 'a photo of a {{}}.', got {type(templates).__name__} {templates!r}")
+    if not templates:
+        raise ValueError("templates is empty: use sclip_lib.OPENAI_IMAGENET_TEMPLATES or e.g. ['a photo of a {}.']")
+    for t in templates:
+        if callable(t):
+            continue
+        if not isinstance(t, str):
+            raise TypeError(f"template {t!r} must be a string with '{{}}' where the class name goes, or a callable")
+        if "{}" not in t:
+            raise ValueError(
+                f"template {t!r} has no '{{}}' for the class name, so every class would get the same prompt; "
+                "write e.g. 'a photo of a {}.'"
+            )
+    return tuple(templates)
+
+
 def read_class_file(path) -> list[str]:
     """A class file as the authors wrote them: one class per line, synonyms separated by ', '."""
     with open(path, encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
 
 
-# model -> {(queries, templates, device): embeddings}; weak keys so a dropped model frees its cache
+# model -> {(query, templates, device): embedding}; weak keys so a dropped model frees its cache
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -101,19 +135,33 @@ def text_embeddings(
     templates: Sequence[Template] = OPENAI_IMAGENET_TEMPLATES,
     device: str | torch.device | None = None,
     tokenizer=None,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
 ) -> torch.Tensor:
-    """L2-normalised text embeddings ``(len(queries), dim)``, cached per model, queries and templates."""
+    """L2-normalised text embeddings ``(len(queries), dim)``.
+
+    Kept in memory per model, and on disk (``cache=True``, see :mod:`sclip_lib.textcache`) per
+    weights, templates and name. Prompts are encoded ``batch_size`` at a time (default 256 on CPU,
+    1024 on CUDA), with a progress bar when that takes more than two seconds.
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    templates = tuple(templates)
-    cache = _CACHE.setdefault(model, {})
-    missing = [q for q in dict.fromkeys(queries) if (q, templates, str(device)) not in cache]
+    templates = check_templates(templates)
+    memory = _CACHE.setdefault(model, {})
+    missing = [q for q in dict.fromkeys(queries) if (q, templates, str(device)) not in memory]
     if missing:
-        if tokenizer is None:
-            info = getattr(model, "sclip_weights", None)
-            tokenizer = open_clip.get_tokenizer(info.model_name if info else "ViT-B-16")
-        weights = open_clip.build_zero_shot_classifier(
-            model, tokenizer, missing, templates, num_classes_per_batch=4, device=device
-        )  # (dim, len(missing))
-        for q, w in zip(missing, weights.T):
-            cache[(q, templates, str(device))] = w
-    return torch.stack([cache[(q, templates, str(device))] for q in queries])
+        disk = TextCache.open(model, templates, device) if cache else None
+        found = disk.load(missing) if disk is not None else {}
+        todo = [q for q in missing if q not in found]
+        if todo:
+            if tokenizer is None:
+                info = getattr(model, "sclip_weights", None)
+                tokenizer = open_clip.get_tokenizer(info.model_name if info else "ViT-B-16")
+            new = dict(zip(todo, encode_queries(model, tokenizer, todo, templates, device, batch_size=batch_size, progress=progress)))
+            if disk is not None:
+                disk.save(new)
+            found.update(new)
+        for q in missing:
+            memory[(q, templates, str(device))] = found[q].to(device)
+    return torch.stack([memory[(q, templates, str(device))] for q in queries])

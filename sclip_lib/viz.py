@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import imgviz
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .files import write_atomic
 from .images import as_image_tensor
 
-__all__ = ["palette", "colorize", "overlay", "stamp_smoke", "query_attention", "plot_query_attention", "mark_patch"]
+__all__ = ["palette", "colorize", "overlay", "check_overlay_size", "save_atomic", "stamp_smoke", "query_attention", "plot_query_attention", "mark_patch"]
 
 SMOKE_TEXT = "SMOKE MODE: untrained weights, results not meaningful"
 
@@ -28,10 +32,39 @@ def colorize(mask) -> Image.Image:
     return img
 
 
+MAX_OVERLAY_PIXELS = 40_000_000  # imgviz blends in float: ~50 bytes per pixel, 2 GB at this size
+_OVERLAY_BYTES_PER_PIXEL = 50
+
+
+def check_overlay_size(height: int, width: int) -> None:
+    """Refuse overlays too large to draw in bounded memory, before any work is done."""
+    if height * width > MAX_OVERLAY_PIXELS:
+        need = height * width * _OVERLAY_BYTES_PER_PIXEL / 1e9
+        raise ValueError(
+            f"an overlay of a {width}x{height} image needs about {need:.0f} GB of memory; overlays are drawn "
+            f"up to {MAX_OVERLAY_PIXELS / 1e6:.0f} million pixels. Drop --overlay (the mask has no such limit) "
+            "or resize the image first"
+        )
+
+
+def save_atomic(img: Image.Image, path) -> None:
+    """Save an image (format from the file name) atomically: a reader never sees half a file."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image extension; use .png")
+    buf = io.BytesIO()
+    (img.convert("RGB") if fmt == "JPEG" and img.mode not in ("RGB", "L") else img).save(buf, format=fmt)
+    write_atomic(path, buf.getvalue())
+
+
 def overlay(image, mask, labels: list[str] | None = None, alpha: float = 0.5) -> Image.Image:
-    """The image with the label map blended over it, and a legend of the classes present."""
-    rgb = (as_image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    """The image with the label map blended over it, and a legend of the classes present.
+
+    Images above :data:`MAX_OVERLAY_PIXELS` are refused with a ``ValueError`` (memory).
+    """
     mask = np.asarray(mask)
+    check_overlay_size(*mask.shape[:2])
+    rgb = (as_image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     names = None
     if labels is not None:
         present = set(np.unique(mask).tolist())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import pytest
 import torch
 
 import sclip_lib as sl
+
+# text embeddings are cached on disk: the tests' own folder, never the user's ~/.cache
+os.environ["SCLIP_CACHE_DIR"] = tempfile.mkdtemp(prefix="sclip-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "benchmark-samples"

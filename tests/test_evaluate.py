@@ -86,14 +86,15 @@ def test_segmenter_with_the_wrong_classes_is_refused(vit_b16, voc_copy, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_failure_mid_run_leaves_nothing_written(vit_b16, tmp_path):
+def test_failure_mid_run_writes_no_result_but_keeps_the_progress(vit_b16, tmp_path):
     rng = np.random.default_rng(2)
     masks = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in (1, 2, 3, 99)]  # 99: not a VOC label
     source = hub_copy(tmp_path / "voc", "voc21", [rng_image(rng, 32, 32)] * 4, masks)
     out = tmp_path / "results"
-    with pytest.raises(LabelError, match="99"):
+    with pytest.raises(LabelError, match="99") as info:
         sl.evaluate("sclip", "voc21", model=vit_b16, source=source, out=out, progress=False, workers=0, **FAST)
-    assert not out.exists() or list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["voc21_sclip_ViT-B-16-untrained.partial.json"]  # no results file
+    assert "progress of 3 images saved" in info.value.__notes__[0] and "skip_bad" in info.value.__notes__[0]
 
 
 def test_summary_rows_in_paper_order(vit_b16, voc_copy, tmp_path):

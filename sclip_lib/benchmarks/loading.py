@@ -29,10 +29,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
+from ..images import upright
 from .layouts import LayoutError, find_pairs
 from .registry import Benchmark, HubSource, get_benchmark
 
-__all__ = ["load_benchmark", "BenchmarkData", "Sample", "BenchmarkSourceError"]
+__all__ = ["load_benchmark", "BenchmarkData", "Sample", "BadSample", "BenchmarkSourceError", "SAMPLE_ERRORS"]
 
 CHECK_ROWS = 2  # rows decoded and checked when a source is opened, to fail before any model work
 
@@ -48,6 +49,18 @@ class Sample:
     name: str
     image: np.ndarray  # (H, W, 3) uint8 RGB
     mask: np.ndarray  # (H, W) uint8 class indices, 255 = ignore
+
+
+@dataclass
+class BadSample:
+    """A row that could not be read or converted (``samples(skip_bad=True)``), and why."""
+
+    name: str
+    error: str
+
+
+# what one damaged or out-of-range sample raises (a whole source that is wrong fails in check())
+SAMPLE_ERRORS = (ValueError, OSError, Image.DecompressionBombError, BenchmarkSourceError)
 
 
 class BenchmarkData:
@@ -93,8 +106,9 @@ class BenchmarkData:
     def decode(self, row: tuple[str, object, object]) -> Sample:
         """Decode one row and convert its mask; raises ``ValueError`` on bad sizes or mask values."""
         name, image, mask = row
-        rgb = np.asarray(_open(image, name).convert("RGB"))
-        raw = _mask_array(_open(mask, name), f"{self.benchmark.name} {name}")
+        # upright: photos are scored as viewers show them (EXIF orientation), masks likewise if tagged
+        rgb = np.asarray(upright(_open(image, name)).convert("RGB"))
+        raw = _mask_array(upright(_open(mask, name)), f"{self.benchmark.name} {name}")
         if raw.shape != rgb.shape[:2]:
             raise ValueError(
                 f"{self.benchmark.name} {name}: image {rgb.shape[1]}x{rgb.shape[0]} and mask "
@@ -103,10 +117,21 @@ class BenchmarkData:
             )
         return Sample(name, rgb, self.benchmark.labels(raw, where=f"{self.benchmark.name} {name}"))
 
-    def samples(self, workers: int | None = None) -> Iterator[Sample]:
-        """Decoded samples in order; ``workers`` threads decode ahead (0: decode in the caller's thread)."""
+    def samples(self, workers: int | None = None, *, start: int = 0, skip_bad: bool = False) -> Iterator[Sample]:
+        """Decoded samples in order; ``workers`` threads decode ahead (0: decode in the caller's thread).
+
+        ``start`` skips that many rows undecoded (resuming). With ``skip_bad`` a row that cannot be
+        read or converted comes back as a :class:`BadSample` instead of ending the iteration.
+        """
         workers = self.workers if workers is None else workers
-        return _prefetch(self.decode, self.rows(), workers)
+        rows = itertools.islice(self.rows(), start, None)
+        return _prefetch(self._decode_or_bad if skip_bad else self.decode, rows, workers)
+
+    def _decode_or_bad(self, row: tuple[str, object, object]) -> "Sample | BadSample":
+        try:
+            return self.decode(row)
+        except SAMPLE_ERRORS as err:
+            return BadSample(str(row[0]), f"{type(err).__name__}: {err}")
 
     __iter__ = samples
 
