@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: test book setup clean notebooks
+.PHONY: test book book-student pdf setup clean notebooks
 
 setup: $(STAMP)
 
@@ -23,6 +23,14 @@ test: $(STAMP)
 # Sphinx warnings as errors, then opens the built pages in headless Chromium (tests/test_book_site.py).
 book: $(STAMP)
 	$(PY) scripts/build_book.py
+
+# The student edition alone (every solution removed) into _build/student/_build/html; `make book` builds it too.
+book-student: $(STAMP)
+	$(PY) scripts/build_book.py --edition student
+
+# The book as one PDF, _build/pdf/sclip-book.pdf (checked: every chapter, pages not blank); `make book` builds it too.
+pdf: $(STAMP)
+	$(PY) scripts/book_pdf.py
 
 # The chapters' Colab copies: notebooks/*.ipynb from book/*.md (jupytext pairs; the set-up cell from notebooks/colab_setup.py).
 notebooks: $(STAMP)

@@ -62,7 +62,6 @@ SMOKE_TEMPLATES = 2  # prompt templates per class name in smoke mode (real mode:
 SMOKE_SHORT_SIDE = 224  # short side of the resized image in smoke mode (real mode: the paper's 336)
 SMOKE_TITLE = "SMOKE MODE (untrained weights, numbers not meaningful)"
 
-REPO_URL = "https://github.com/sclip-book/sclip-book"
 SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark-samples"
 
 

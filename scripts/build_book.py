@@ -1,5 +1,8 @@
 """`make book`: decide the mode, build the book (every notebook executed, warnings are errors), check the site.
 
+Then, from the same executed notebooks (the jupyter cache), the student edition (no solutions, into
+_build/student/_build/html) and the PDF (scripts/book_pdf.py). `--edition student` builds the student edition only.
+
 Mode: $SCLIP_BOOK_MODE (real | smoke) when set. Unset: real when the pretrained ViT-B/16 weights can
 be found (in $SCLIP_CHECKPOINT_DIR or open_clip's Hugging Face cache), else smoke, said loudly.
 The mode is recorded in _build/book-mode.txt for the site check (tests/test_book_site.py).
@@ -74,8 +77,30 @@ def ensure_chromium() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False)
 
 
+def build_student(env: dict) -> int:
+    """The student edition: SCLIP_BOOK_EDITION=student makes book/_ext/edition.py remove every solution."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    out = BUILD / "student"
+    cmd = [str(jb), "build", str(ROOT), "--all", "--warningiserror", "--builder", "html", "--path-output", str(out)]
+    print("$ SCLIP_BOOK_EDITION=student", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT, env={**env, "SCLIP_BOOK_EDITION": "student"}).returncode
+
+
+def timed(name: str, step) -> int:
+    """Run one build step, record its seconds in _build/NAME-seconds.txt and say how long it took."""
+    start = time.perf_counter()
+    code = step()
+    seconds = time.perf_counter() - start
+    (BUILD / f"{name}-seconds.txt").write_text(f"{seconds:.0f}\n")
+    print(f"{name}: {'ok' if code == 0 else 'FAILED'} in {seconds / 60:.1f} min", flush=True)
+    return code
+
+
 def main() -> int:
     start = time.perf_counter()
+    student_only = sys.argv[1:] == ["--edition", "student"]
+    if sys.argv[1:] and not student_only:
+        sys.exit(f"usage: {sys.argv[0]} [--edition student]")
     mode = decide_mode()
     env = {**os.environ, "SCLIP_BOOK_MODE": mode, "SCLIP_BOOK_BUILD": "1"}
     check = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], cwd=ROOT)  # book/*.md = notebooks/*.ipynb
@@ -83,6 +108,9 @@ def main() -> int:
         return check.returncode
     BUILD.mkdir(exist_ok=True)
     (BUILD / "book-mode.txt").write_text(mode + "\n")
+    if student_only:
+        return timed("student-build", lambda: build_student(env))
+    shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)  # every chapter runs on every `make book`
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(ROOT), "--all", "--warningiserror", "--builder", "html"]  # --all: every chapter runs, every time
     print("$", " ".join(cmd), flush=True)
@@ -92,10 +120,15 @@ def main() -> int:
     built = time.perf_counter() - start
     (BUILD / "book-build-seconds.txt").write_text(f"{built:.0f}\n")
     print(f"book built in {mode} mode in {built / 60:.1f} min", flush=True)
+    if timed("student-build", lambda: build_student(env)):
+        return 1
+    if timed("pdf-build", lambda: subprocess.run([sys.executable, str(ROOT / "scripts" / "book_pdf.py")], cwd=ROOT, env=env).returncode):
+        return 1
     if os.environ.get("SCLIP_BOOK_SKIP_SITE_CHECK") == "1":
         return 0
     ensure_chromium()
-    test = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_book_site.py"], cwd=ROOT, env=env)
+    site_tests = ["tests/test_book_site.py", "tests/test_book_student.py"]
+    test = subprocess.run([sys.executable, "-m", "pytest", "-q", *site_tests], cwd=ROOT, env=env)
     return test.returncode
 
 

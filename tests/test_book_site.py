@@ -6,6 +6,7 @@ no Chromium or no playwright. Saves one screenshot per chapter under _build/scre
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -102,3 +103,58 @@ def test_references_page(site):
             assert "SMOKE MODE" in text, "the smoke announcement bar is missing"
     finally:
         page.close()
+
+
+# The course apparatus: pages without executed code, and what each must show.
+APPARATUS = {
+    "instructors": "Lab plan 1",
+    "glossary": "correlative self-attention",
+    "cite": "@inproceedings{wang2024sclip",
+    "licences": "forbids redistribution",
+}
+
+
+@contextlib.contextmanager
+def opened(site, name: str):
+    """The built page book/NAME.html in a fresh browser tab."""
+    browser, base = site
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        page.goto(f"{base}/book/{name}.html", wait_until="load")
+        yield page
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", sorted(APPARATUS))
+def test_apparatus_page(site, name):
+    with opened(site, name) as page:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+        assert APPARATUS[name] in page.inner_text("article"), name
+        assert "CC BY 4.0" in page.inner_text(".bd-footer-content"), "the licence is missing from the footer"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_opens_on_colab(site, chapter):
+    """A badge under the title and the launch button both open the chapter's paired notebook on Colab."""
+    with opened(site, chapter) as page:
+        badge = page.locator("article .sclip-colab-badge a")
+        assert badge.count() == 1, f"{chapter}: no Colab badge"
+        href = badge.get_attribute("href")
+        assert href.startswith("https://colab.research.google.com/github/") and href.endswith(f"/notebooks/{chapter}.ipynb")
+        assert page.locator("article .sclip-colab-badge img").evaluate("e => e.complete && e.naturalWidth > 0")
+        launch = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
+        assert set(launch) == {href}, f"{chapter}: Colab links disagree: {launch}"
+
+
+def test_numbered_exercises_solutions_and_proposition(site):
+    with opened(site, "09_exercises") as page:
+        titles = page.eval_on_selector_all(".exercise .admonition-title", "els => els.map(e => e.innerText)")
+        assert [t.split()[:2] for t in titles] == [["Exercise", str(i)] for i in range(1, 8)], titles
+        assert page.locator(".solution").count() == 7
+    with opened(site, "04_csa") as page:
+        assert "Proposition 1" in page.inner_text(".proof.proposition")
+        assert page.locator("div.proof").count() >= 2  # the proposition and its proof
+    with opened(site, "02_clip") as page:
+        assert page.locator("a.reference.internal[href*='glossary.html#term-']").count() > 0, "no glossary link"

@@ -29,6 +29,7 @@ def test_build_job_runs_real_mode_and_uploads(workflow):
     assert any("make test" in r for r in runs)
     assert any("make book" in r for r in runs)
     assert any("apt-get install -y chromium" in r for r in runs)
+    assert any("poppler-utils" in r for r in runs)  # the PDF check renders pages with pdftoppm
     assert any(u.startswith("actions/checkout@") for u in uses)
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))

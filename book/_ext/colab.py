@@ -1,12 +1,22 @@
-"""Sphinx extension: the Colab launch button opens a chapter's Colab copy (notebooks/NN.ipynb), not its source.
+"""Sphinx extension: each chapter opens on Colab as its Colab copy (notebooks/NN.ipynb), not as its source.
 
-The chapters' sources are MyST Markdown (book/NN.md), which Colab cannot open; sphinx-book-theme would link
-the .md. Every URL here is derived from _config.yml's ``repository`` (url, branch), its one definition.
+- An "Open in Colab" badge under the chapter's title.
+- The theme's Colab launch button retargeted: the chapters' sources are MyST Markdown (book/NN.md), which
+  Colab cannot open, and sphinx-book-theme would link the .md.
+
+Every URL here is derived from _config.yml's ``repository`` (url, branch), its one definition.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
+
+from docutils import nodes
+
+import edition  # book/_ext, on sys.path as a local extension
+
+BADGE = Path(__file__).resolve().parents[1] / "_static" / "colab-badge.svg"
 
 COLAB = "https://colab.research.google.com"
 
@@ -23,19 +33,45 @@ def notebook_path(app, pagename: str) -> str | None:
     return copy.relative_to(app.srcdir).as_posix() if copy.exists() else None
 
 
-def _retarget_launch_button(app, pagename, templatename, context, doctree):
+def _page_colab_url(app, pagename: str) -> str | None:
+    """Colab's address for the page's notebook; None without one, and in the student edition for a page whose
+    notebook holds solutions (the student edition must not link them)."""
     path = notebook_path(app, pagename)
     if path is None:
-        return
+        return None
+    if app.config.hide_solutions and edition.has_solutions((Path(app.srcdir) / path).read_text(encoding="utf-8")):
+        return None
     options = app.config.html_theme_options or {}
-    url = colab_url(options.get("repository_url", ""), options.get("repository_branch", "main"), path)
+    return colab_url(options.get("repository_url", ""), options.get("repository_branch", "main"), path)
+
+
+def _add_badge(app, doctree):
+    url = _page_colab_url(app, app.env.docname)
+    title = next(iter(doctree.findall(nodes.title)), None)
+    if url is None or title is None:
+        return
+    # inlined, so the badge needs no network and no path relative to the page (the single-page PDF build too)
+    svg = base64.b64encode(BADGE.read_bytes()).decode("ascii")
+    html = (
+        f'<p class="sclip-colab-badge"><a href="{url}" target="_blank" rel="noopener">'
+        f'<img src="data:image/svg+xml;base64,{svg}" alt="Open in Colab" width="117" height="20"></a></p>'
+    )
+    title.parent.insert(title.parent.index(title) + 1, nodes.raw("", html, format="html"))
+
+
+def _retarget_launch_button(app, pagename, templatename, context, doctree):
+    url = _page_colab_url(app, pagename)
     for group in context.get("header_buttons", []):
-        for button in group.get("buttons", []):
+        buttons = group.get("buttons", [])
+        if url is None:  # no notebook to open there: drop the theme's Colab button (it would open the .md)
+            buttons[:] = [b for b in buttons if b.get("text") != "Colab"]
+        for button in buttons:
             if button.get("text") == "Colab":
                 button["url"] = url
 
 
 def setup(app):
+    app.connect("doctree-read", _add_badge)
     # priority 502: after sphinx-book-theme has added its launch buttons (501)
     app.connect("html-page-context", _retarget_launch_button, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
