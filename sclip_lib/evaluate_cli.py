@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         # unknown names, bad devices and unwritable folders fail here, before the model loads
         names = list(dict.fromkeys(get_benchmark(n).name for n in _benchmark_names(args.benchmark)))
         sources = _sources(args.source, names)
-        device = resolve_device(args.device)
+        device = str(resolve_device(args.device))  # a plain string, as results record it
         check_output_folder(args.out)
     except (KeyError, ValueError) as e:
         return _fail(e)
