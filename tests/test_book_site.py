@@ -260,6 +260,29 @@ def test_network_is_cut(site):
         page.close()
 
 
+def test_every_page_loads_only_from_the_site(site):
+    """Every page of the built site, opened with the network cut, asks no other host for anything and
+    finds every file it asks the site for (what a page's scripts fetch too, which no static audit sees)."""
+    browser, base = site
+    pages = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
+                   if p.relative_to(HTML).parts[0] not in ("_static", "_sources"))
+    problems = []
+    for path in pages:
+        page, offsite, failed = _open_offline(browser, f"{base}/{path}")
+        try:
+            if "http-equiv=\"refresh\"" in (HTML / path).read_text().lower():
+                page.wait_for_url(lambda url: not url.endswith(f"/{path}"))  # a redirect (index.html)
+                page.wait_for_load_state("load")
+            page.evaluate(MATH_READY)  # MathJax loads its fonts and components after `load`
+            page.evaluate(LOAD_ALL_IMAGES)
+            problems += [f"{path}: asked another host for {u}" for u in offsite]
+            problems += [f"{path}: {f}" for f in failed if not f.endswith("/favicon.ico")]
+        finally:
+            page.close()
+    assert len(pages) > len(PAGES), f"only {pages} built"
+    assert not problems, "\n".join(problems[:30])
+
+
 @pytest.mark.parametrize("name", PAGES, ids=_slug)
 def test_math_renders_offline(site, name):
     """With no network, every equation of the source is typeset by the site's own MathJax, none is left as
