@@ -5,7 +5,7 @@ icons, images, media, frames, CSS `@import`/`url()`, URLs that inline scripts in
 _build/html; only links the reader clicks (launch buttons, the repository link) may point elsewhere.
 Otherwise a reader behind a proxy, on an intranet or offline gets a broken page (issue 14: the formulas
 stayed raw TeX because MathJax came from a CDN). The audit is checked on known snippets first, then run
-over the built site when there is one (`make book` runs this file after the build).
+over the built site and its student edition when built (`make book` runs this file after the build).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
+SITES = [HTML, ROOT / "_build" / "student" / "_build" / "html"]  # the book, and its student edition
 # <link rel=...> values that make the browser fetch (or connect) by itself
 FETCHING_RELS = {
     "stylesheet", "preload", "modulepreload", "prefetch", "prerender", "preconnect", "dns-prefetch",
@@ -191,65 +192,71 @@ def test_css_urls_skip_comments_and_find_imports():
 
 # ---- the built site --------------------------------------------------------------------------------
 
-def built_pages() -> list[Path]:
-    """Every page of the built site (the .html under _static are theme templates copied as files)."""
-    if not (HTML / "index.html").exists():
+def built_sites() -> list[Path]:
+    sites = [site for site in SITES if (site / "index.html").exists()]
+    if not sites:
         pytest.skip(f"no built site at {HTML}: run `make book` first")
-    return sorted(p for p in HTML.rglob("*.html") if p.relative_to(HTML).parts[0] not in ("_static", "_sources"))
+    return sites
 
 
-def _local_target(page: Path, url: str) -> Path | None:
-    """The file a same-site address points at, or None for data: and other non-file URLs."""
+def built_pages() -> list[tuple[Path, Path]]:
+    """(site, page) for every page of every built site (the .html under _static are theme templates)."""
+    return [(site, page) for site in built_sites() for page in sorted(site.rglob("*.html"))
+            if page.relative_to(site).parts[0] not in ("_static", "_sources")]
+
+
+def _local_target(site: Path, file: Path, url: str) -> Path | None:
+    """The file a same-site address in `file` points at, or None for data: and other non-file URLs."""
     if is_offsite(url) or urlsplit(url).scheme:
         return None
     path = unquote(urlsplit(url).path)
     if not path:
         return None
-    base = "/" + page.relative_to(HTML).as_posix()
-    return HTML / urljoin(base, path).lstrip("/")
+    base = "/" + file.relative_to(site).as_posix()
+    return site / urljoin(base, path).lstrip("/")
 
 
 def test_built_pages_load_nothing_from_other_hosts():
     problems = []
-    for page in built_pages():
-        problems += [f"{page.relative_to(HTML)}: {line}" for line in offsite_loads(page.read_text())]
+    for site, page in built_pages():
+        problems += [f"{page.relative_to(ROOT)}: {line}" for line in offsite_loads(page.read_text())]
     assert not problems, "pages fetch from other hosts (bundle these into the site):\n" + "\n".join(problems[:40])
 
 
 def test_built_css_loads_nothing_from_other_hosts():
-    built_pages()
     problems = []
-    for css in sorted(HTML.rglob("*.css")):
-        for url in css_urls(css.read_text(errors="replace")):
-            if is_offsite(url):
-                problems.append(f"{css.relative_to(HTML)}: {url}")
-            elif (target := _local_target(css, url)) is not None and not target.exists():
-                problems.append(f"{css.relative_to(HTML)}: {url} is missing from the site")
+    for site in built_sites():
+        for css in sorted(site.rglob("*.css")):
+            for url in css_urls(css.read_text(errors="replace")):
+                if is_offsite(url):
+                    problems.append(f"{css.relative_to(ROOT)}: {url}")
+                elif (target := _local_target(site, css, url)) is not None and not target.exists():
+                    problems.append(f"{css.relative_to(ROOT)}: {url} is missing from the site")
     assert not problems, "stylesheets fetch from other hosts or miss files:\n" + "\n".join(problems[:40])
 
 
 def test_built_pages_local_assets_exist():
     missing = []
-    for page in built_pages():
+    for site, page in built_pages():
         for what, url in parse_page(page.read_text()).loads:
-            target = _local_target(page, url)
+            target = _local_target(site, page, url)
             if target is not None and not target.exists():
-                missing.append(f"{page.relative_to(HTML)}: {what} {url}")
+                missing.append(f"{page.relative_to(ROOT)}: {what} {url}")
     assert not missing, "pages load files the site does not have:\n" + "\n".join(missing[:40])
 
 
 def test_pages_with_math_load_the_bundled_mathjax():
     with_math = 0
-    for page in built_pages():
+    for site, page in built_pages():
         parsed = parse_page(page.read_text())
         if not parsed.math_elements:
             continue
         with_math += 1
         mathjax = [u for what, u in parsed.loads if what.startswith("<script") and "mathjax" in u.lower()]
-        assert mathjax, f"{page.relative_to(HTML)} has math but loads no MathJax"
+        assert mathjax, f"{page.relative_to(ROOT)} has math but loads no MathJax"
         for url in mathjax:
-            target = _local_target(page, url)
-            assert target is not None and target.is_file(), f"{page.relative_to(HTML)}: MathJax {url} is not bundled"
+            target = _local_target(site, page, url)
+            assert target is not None and target.is_file(), f"{page.relative_to(ROOT)}: MathJax {url} is not bundled"
             fonts = target.parent / "output" / "chtml" / "fonts" / "woff-v2"
             assert any(fonts.glob("MathJax_Main-Regular.woff")), f"MathJax's CHTML fonts are missing from {fonts}"
     assert with_math > 0, "no page of the built site has any math: the derivation chapter should"
