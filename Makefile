@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
+# The site's own MathJax (issue 14): the npm package pinned in package-lock.json, copied into _static by the build.
+MATHJAX := node_modules/mathjax/es5/tex-mml-chtml.js
 
 .PHONY: test book book-student pdf setup clean notebooks
 
@@ -21,20 +23,30 @@ test: $(STAMP)
 
 # Decides real or smoke mode (scripts/build_book.py says which and why), executes every chapter with
 # Sphinx warnings as errors, then opens the built pages in headless Chromium (tests/test_book_site.py).
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	$(PY) scripts/build_book.py
 
 # The student edition alone (every solution removed) into _build/student/_build/html; `make book` builds it too.
-book-student: $(STAMP)
+book-student: $(STAMP) $(MATHJAX)
 	$(PY) scripts/build_book.py --edition student
 
 # The book as one PDF, _build/pdf/sclip-book.pdf (checked: every chapter, pages not blank); `make book` builds it too.
-pdf: $(STAMP)
+pdf: $(STAMP) $(MATHJAX)
 	$(PY) scripts/book_pdf.py
 
 # The chapters' Colab copies: notebooks/*.ipynb from book/*.md (jupytext pairs; the set-up cell from notebooks/colab_setup.py).
 notebooks: $(STAMP)
 	$(PY) scripts/notebooks.py
 
+# `npm ci` installs exactly the locked version (sha512-checked); npm comes with Node.js, and as root on
+# Debian/Ubuntu it is installed here when missing.
+$(MATHJAX): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		echo "installing npm for the bundled MathJax (apt-get install npm)" && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } || \
+		{ echo "error: make book needs npm (Node.js) to bundle MathJax: install Node.js, then run make book again" >&2; exit 2; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 clean:
-	rm -rf _build
+	rm -rf _build node_modules

@@ -20,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 CHROMIUM = Path("/usr/bin/chromium")
+MATHJAX = ROOT / "node_modules" / "mathjax" / "es5" / "tex-mml-chtml.js"  # the site's own copy (_config.yml says why)
+# after the build: the pages in Chromium with the network cut, and every page's assets bundled
+SITE_TESTS = ["tests/test_book_site.py", "tests/test_book_student.py", "tests/test_book_assets.py"]
 
 
 def weights_available(model: str = "ViT-B-16", tag: str = "openai") -> str | None:
@@ -103,6 +106,10 @@ def main() -> int:
         sys.exit(f"usage: {sys.argv[0]} [--edition student]")
     mode = decide_mode()
     env = {**os.environ, "SCLIP_BOOK_MODE": mode, "SCLIP_BOOK_BUILD": "1"}
+    if not MATHJAX.exists():
+        print(f"error: the bundled MathJax is missing ({MATHJAX.relative_to(ROOT)}): run `make book`, "
+              "which installs it with `npm ci`", flush=True)
+        return 2
     check = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], cwd=ROOT)  # book/*.md = notebooks/*.ipynb
     if check.returncode:
         return check.returncode
@@ -127,8 +134,7 @@ def main() -> int:
     if os.environ.get("SCLIP_BOOK_SKIP_SITE_CHECK") == "1":
         return 0
     ensure_chromium()
-    site_tests = ["tests/test_book_site.py", "tests/test_book_student.py"]
-    test = subprocess.run([sys.executable, "-m", "pytest", "-q", *site_tests], cwd=ROOT, env=env)
+    test = subprocess.run([sys.executable, "-m", "pytest", "-q", *SITE_TESTS], cwd=ROOT, env=env)
     return test.returncode
 
 

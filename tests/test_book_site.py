@@ -1,7 +1,9 @@
-"""The built site in headless Chromium: figures render, no traceback in any output, the smoke banner in smoke mode.
+"""The built site in headless Chromium: figures render, no traceback in any output, the smoke banner in smoke mode,
+and, with the network cut, every equation typeset by the site's own MathJax.
 
 Runs after `make book` (scripts/build_book.py calls it); skipped with a reason when there is no built site,
-no Chromium or no playwright. Saves one screenshot per chapter under _build/screenshots/ for review.
+no Chromium or no playwright. Saves one screenshot per chapter, and one per display equation, under
+_build/screenshots/ for review.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    # The network is cut, as for a reader offline or behind a strict proxy: every host but the loopback
+    # (where the site is served; Chromium never proxies it) goes to a closed port, and no name resolves.
+    "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 CHAPTERS = [
     "01_preface", "02_clip", "03_clip_fails", "04_csa", "05_implementation",
@@ -158,3 +163,178 @@ def test_numbered_exercises_solutions_and_proposition(site):
         assert page.locator("div.proof").count() >= 2  # the proposition and its proof
     with opened(site, "02_clip") as page:
         assert page.locator("a.reference.internal[href*='glossary.html#term-']").count() > 0, "no glossary link"
+
+
+# ---- mathematics, rendered offline (issue 14) --------------------------------------------------------
+
+import re  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+from docutils.nodes import make_id  # noqa: E402
+
+from tests.book_sources import source_math, toc_pages  # noqa: E402
+
+# a page is ready when MathJax has typeset it and the fonts it asked for have loaded (or failed)
+MATH_READY = """async () => {
+  if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return false;
+  await MathJax.startup.promise;
+  document.body.getBoundingClientRect();
+  await document.fonts.ready;
+  return true;
+}"""
+# what the reader sees: math containers and what MathJax made of them, TeX left in visible text, fonts
+MATH_STATE = r"""() => {
+  const containers = [...document.querySelectorAll('span.math, div.math')];
+  const raw = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, parent = node.parentElement;
+    if (!parent || parent.closest('pre, code, script, style, textarea, mjx-container')) continue;
+    if (!parent.checkVisibility()) continue;
+    if (/\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{|\\end\{/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 120));
+  }
+  return {
+    containers: containers.length,
+    rendered: document.querySelectorAll('mjx-container').length,
+    unrendered: containers.filter(c => c.querySelectorAll(':scope > mjx-container').length !== 1)
+                          .map(c => c.textContent.trim().slice(0, 120)),
+    errors: [...document.querySelectorAll('mjx-merror')].map(e => e.getAttribute('data-mjx-error') || e.textContent),
+    raw,
+    fonts: [...document.fonts].filter(f => /^MJX/.test(f.family)).map(f => [f.family, f.status]),
+    too_wide: [...document.querySelectorAll('div.math > mjx-container')].filter(m => m.scrollWidth > m.clientWidth + 1)
+                .map(m => m.parentElement.id || m.textContent.slice(0, 60)),
+    numbered: [...document.querySelectorAll('div.math[id^="equation-"]')].map(d => ({
+      id: d.id, eqno: (d.querySelector('.eqno')?.firstChild?.textContent || '').trim(),
+      rendered: d.querySelector(':scope > mjx-container') !== null})),
+    refs: [...document.querySelectorAll('article a.reference.internal[href*="#equation-"]')].map(a => ({
+      href: a.getAttribute('href'), text: a.textContent.trim()})),
+  };
+}"""
+# after following a link: the equation it names is the :target, rendered, and on screen
+AT_TARGET = """() => {
+  const t = document.querySelector(':target');
+  if (!t) return null;
+  const r = t.getBoundingClientRect();
+  return {id: t.id, rendered: t.querySelector('mjx-container') !== null,
+          visible: r.bottom > 0 && r.top < window.innerHeight && r.height > 0};
+}"""
+PAGES = toc_pages()
+
+
+def _slug(page: str) -> str:
+    return page.rsplit("/", 1)[-1]
+
+
+def _open_offline(browser, url: str):
+    """A page at `url`, with every request it makes recorded: off-site ones and local ones that failed."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    offsite, failed = [], []
+
+    def on_request(request):
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname != "127.0.0.1":
+            offsite.append(request.url)
+
+    def on_response(response):
+        if response.status >= 400 and urlsplit(response.url).hostname == "127.0.0.1":
+            failed.append(f"{response.status} {response.url}")
+
+    page.on("request", on_request)
+    page.on("response", on_response)
+    page.on("requestfailed", lambda r: urlsplit(r.url).hostname == "127.0.0.1" and failed.append(f"failed {r.url}"))
+    page.goto(url, wait_until="load")
+    return page, offsite, failed
+
+
+def test_network_is_cut(site):
+    """The checks below mean something only if another host really cannot be reached."""
+    browser, base = site
+    page = browser.new_page()
+    try:
+        page.goto(f"{base}/book/01_preface.html", wait_until="load")
+        outcome = page.evaluate("""async () => {
+          try { await fetch('https://example.org/', {mode: 'no-cors'}); return 'reached'; }
+          catch (e) { return 'blocked'; }
+        }""")
+        assert outcome == "blocked", "the site check runs with the network reachable: it cannot prove the site is offline"
+    finally:
+        page.close()
+
+
+def test_every_page_loads_only_from_the_site(site):
+    """Every page of the built site, opened with the network cut, asks no other host for anything and
+    finds every file it asks the site for (what a page's scripts fetch too, which no static audit sees)."""
+    browser, base = site
+    pages = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
+                   if p.relative_to(HTML).parts[0] not in ("_static", "_sources"))
+    problems = []
+    for path in pages:
+        page, offsite, failed = _open_offline(browser, f"{base}/{path}")
+        try:
+            if "http-equiv=\"refresh\"" in (HTML / path).read_text().lower():
+                page.wait_for_url(lambda url: not url.endswith(f"/{path}"))  # a redirect (index.html)
+                page.wait_for_load_state("load")
+            page.evaluate(MATH_READY)  # MathJax loads its fonts and components after `load`
+            page.evaluate(LOAD_ALL_IMAGES)
+            problems += [f"{path}: asked another host for {u}" for u in offsite]
+            problems += [f"{path}: {f}" for f in failed if not f.endswith("/favicon.ico")]
+        finally:
+            page.close()
+    assert len(pages) > len(PAGES), f"only {pages} built"
+    assert not problems, "\n".join(problems[:30])
+
+
+@pytest.mark.parametrize("name", PAGES, ids=_slug)
+def test_math_renders_offline(site, name):
+    """With no network, every equation of the source is typeset by the site's own MathJax, none is left as
+    raw TeX, numbered equations keep their numbers and every {eq} reference leads to its equation."""
+    browser, base = site
+    expected, labels = source_math(name)
+    page, offsite, failed = _open_offline(browser, f"{base}/{name}.html")
+    try:
+        ready = page.evaluate(MATH_READY)
+        if expected:
+            assert ready, f"{name}: MathJax did not load, so its {expected} equations show as raw TeX"
+        state = page.evaluate(MATH_STATE)
+        assert not offsite, f"{name}: the page asked other hosts for {offsite}"
+        assert not failed, f"{name}: bundled files failed to load: {failed}"
+        assert not state["raw"], f"{name}: raw TeX in the visible text: {state['raw'][:5]}"
+        assert not state["unrendered"], f"{name}: math left unrendered: {state['unrendered'][:5]}"
+        assert not state["errors"], f"{name}: MathJax errors: {state['errors'][:5]}"
+        assert state["containers"] == expected, f"{name}: {expected} equations in the source, {state['containers']} on the page"
+        assert state["rendered"] == expected, f"{name}: {expected} equations in the source, {state['rendered']} rendered"
+        # at a laptop's width a display equation must fit its column, not hide its end behind a scrollbar
+        assert not state["too_wide"], f"{name}: display equations wider than the page at 1280 px: {state['too_wide']}"
+        if expected:
+            bad_fonts = [f for f in state["fonts"] if f[1] == "error"]
+            assert not bad_fonts, f"{name}: MathJax fonts failed to load: {bad_fonts}"
+            assert any(f[1] == "loaded" for f in state["fonts"]), f"{name}: no MathJax font loaded: {state['fonts']}"
+
+        numbered = {n["id"]: n for n in state["numbered"]}
+        assert list(numbered) == [make_id(f"equation-{label}") for label in labels], (
+            f"{name}: numbered equations on the page {list(numbered)} differ from the source's labels {labels}")
+        numbers = [n["eqno"] for n in state["numbered"]]
+        assert all(numbers) and len(set(numbers)) == len(numbers), f"{name}: equation numbers {numbers}"
+        assert all(n["rendered"] for n in state["numbered"]), f"{name}: a numbered equation is not rendered"
+
+        for ref in state["refs"]:
+            target_page, _, anchor = ref["href"].partition("#")
+            if target_page and target_page != f"{_slug(name)}.html":
+                # an equation of another page: its number there (that page's own test checks it renders)
+                there = (HTML / name).parent / target_page
+                eqno = re.search(rf'id="{re.escape(anchor)}"[^>]*>\s*<span class="eqno">([^<]*)<', there.read_text())
+                assert eqno and eqno.group(1).strip() == ref["text"], f"{name}: {{eq}} link {ref} does not match {there}"
+                continue
+            assert anchor in numbered, f"{name}: {{eq}} link {ref} names no equation on the page"
+            assert ref["text"] == numbered[anchor]["eqno"], (
+                f"{name}: {{eq}} link text {ref['text']!r} is not its equation's number {numbered[anchor]['eqno']!r}")
+            page.click(f'article a.reference.internal[href="{ref["href"]}"]')
+            landed = page.evaluate(AT_TARGET)
+            assert landed == {"id": anchor, "rendered": True, "visible": True}, f"{name}: following {ref}: {landed}"
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for i, equation in enumerate(page.query_selector_all("div.math"), 1):
+            equation.scroll_into_view_if_needed()
+            equation.screenshot(path=str(SHOTS / f"{_slug(name)}-equation-{i}.png"))
+    finally:
+        page.close()
