@@ -30,7 +30,7 @@ book-student: $(STAMP)
 
 # The book as one PDF, _build/pdf/sclip-book.pdf (checked: every chapter, pages not blank); `make book` builds it too.
 pdf: $(STAMP)
-	$(PY) scripts/book_pdf.py
+	$(PY) scripts/build_book.py --pdf
 
 # The chapters' Colab copies: notebooks/*.ipynb from book/*.md (jupytext pairs; the set-up cell from notebooks/colab_setup.py).
 notebooks: $(STAMP)
