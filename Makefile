@@ -32,7 +32,7 @@ book-student: $(STAMP) $(MATHJAX)
 
 # The book as one PDF, _build/pdf/sclip-book.pdf (checked: every chapter, pages not blank); `make book` builds it too.
 pdf: $(STAMP) $(MATHJAX)
-	$(PY) scripts/book_pdf.py
+	$(PY) scripts/build_book.py --pdf
 
 # The chapters' Colab copies: notebooks/*.ipynb from book/*.md (jupytext pairs; the set-up cell from notebooks/colab_setup.py).
 notebooks: $(STAMP)

@@ -117,7 +117,6 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     if "--check" not in argv:
         print_pdf(build_singlehtml({**os.environ}), PDF)
-        (BUILD / "pdf-build-seconds.txt").write_text(f"{time.perf_counter() - start:.0f}\n")
         if SITE_COPY.parent.exists():
             shutil.copy2(PDF, SITE_COPY)
     found = problems(PDF, chapter_titles())

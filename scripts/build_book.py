@@ -1,7 +1,8 @@
 """`make book`: decide the mode, build the book (every notebook executed, warnings are errors), check the site.
 
 Then, from the same executed notebooks (the jupyter cache), the student edition (no solutions, into
-_build/student/_build/html) and the PDF (scripts/book_pdf.py). `--edition student` builds the student edition only.
+_build/student/_build/html) and the PDF (scripts/book_pdf.py). `--edition student` builds the student edition
+only, `--pdf` the PDF only (both in the mode decided as above, from the cache when `make book` filled it).
 
 Mode: $SCLIP_BOOK_MODE (real | smoke) when set. Unset: real when the pretrained ViT-B/16 weights can
 be found (in $SCLIP_CHECKPOINT_DIR or open_clip's Hugging Face cache), else smoke, said loudly.
@@ -89,6 +90,11 @@ def build_student(env: dict) -> int:
     return subprocess.run(cmd, cwd=ROOT, env={**env, "SCLIP_BOOK_EDITION": "student"}).returncode
 
 
+def build_pdf(env: dict) -> int:
+    """The PDF, built and checked by scripts/book_pdf.py."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "book_pdf.py")], cwd=ROOT, env=env).returncode
+
+
 def timed(name: str, step) -> int:
     """Run one build step, record its seconds in _build/NAME-seconds.txt and say how long it took."""
     start = time.perf_counter()
@@ -101,9 +107,9 @@ def timed(name: str, step) -> int:
 
 def main() -> int:
     start = time.perf_counter()
-    student_only = sys.argv[1:] == ["--edition", "student"]
-    if sys.argv[1:] and not student_only:
-        sys.exit(f"usage: {sys.argv[0]} [--edition student]")
+    student_only, pdf_only = sys.argv[1:] == ["--edition", "student"], sys.argv[1:] == ["--pdf"]
+    if sys.argv[1:] and not (student_only or pdf_only):
+        sys.exit(f"usage: {sys.argv[0]} [--edition student | --pdf]")
     mode = decide_mode()
     env = {**os.environ, "SCLIP_BOOK_MODE": mode, "SCLIP_BOOK_BUILD": "1"}
     if not MATHJAX.exists():
@@ -117,6 +123,8 @@ def main() -> int:
     (BUILD / "book-mode.txt").write_text(mode + "\n")
     if student_only:
         return timed("student-build", lambda: build_student(env))
+    if pdf_only:
+        return timed("pdf-build", lambda: build_pdf(env))
     shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)  # every chapter runs on every `make book`
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(ROOT), "--all", "--warningiserror", "--builder", "html"]  # --all: every chapter runs, every time
@@ -129,7 +137,7 @@ def main() -> int:
     print(f"book built in {mode} mode in {built / 60:.1f} min", flush=True)
     if timed("student-build", lambda: build_student(env)):
         return 1
-    if timed("pdf-build", lambda: subprocess.run([sys.executable, str(ROOT / "scripts" / "book_pdf.py")], cwd=ROOT, env=env).returncode):
+    if timed("pdf-build", lambda: build_pdf(env)):
         return 1
     if os.environ.get("SCLIP_BOOK_SKIP_SITE_CHECK") == "1":
         return 0
