@@ -99,9 +99,15 @@ def context() -> Shard:
     if not dist.is_available():
         raise DistributedError("WORLD_SIZE > 1 but this torch build has no torch.distributed: install a build with it")
     wait = timeout()
-    with _fail_clearly(here, "joining the other processes", wait):
-        init = os.environ.get(INIT_ENV, "env://")  # env://: MASTER_ADDR/MASTER_PORT from the launcher
-        dist.init_process_group("gloo", init_method=init, rank=here.rank, world_size=here.world_size, timeout=wait)
+    init = os.environ.get(INIT_ENV, "env://")  # env://: MASTER_ADDR/MASTER_PORT from the launcher
+    try:
+        with _fail_clearly(here, "joining the other processes", wait):
+            dist.init_process_group("gloo", init_method=init, rank=here.rank, world_size=here.world_size, timeout=wait)
+    except ValueError as e:  # a missing MASTER_ADDR, an unknown init method: not the other processes' fault
+        raise DistributedError(
+            f"WORLD_SIZE={here.world_size} but the processes cannot meet ({e}): start them with torchrun, which "
+            f"sets MASTER_ADDR and MASTER_PORT, or set {INIT_ENV} to a torch init method (file:///shared/path)"
+        ) from None
     atexit.register(_leave)
     return Shard(dist.get_rank(), dist.get_world_size())
 
@@ -175,7 +181,7 @@ def gather_lists(shard: Shard, items: list) -> list:
 def _fail_clearly(shard: Shard, what: str, wait: timedelta):
     try:
         yield
-    except (RuntimeError, TimeoutError, ValueError) as e:  # DistBackendError, DistStoreError, gloo's errors
+    except (RuntimeError, TimeoutError) as e:  # DistBackendError, DistStoreError, gloo's errors
         cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DistributedError(
             f"rank {shard.rank} of {shard.world_size}: {what} failed: another process stopped or did not arrive "

@@ -134,3 +134,13 @@ def test_launcher_environment_is_checked(monkeypatch):
         distributed.timeout()
     monkeypatch.setenv(distributed.TIMEOUT_ENV, "12.5")
     assert distributed.timeout().total_seconds() == 12.5
+
+
+def test_a_launch_without_a_meeting_point_says_what_to_set(monkeypatch):
+    for name in ("MASTER_ADDR", "MASTER_PORT", distributed.INIT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(distributed.DistributedError, match="MASTER_ADDR.*torchrun"):
+        distributed.context()
+    assert not torch.distributed.is_initialized()
