@@ -11,8 +11,9 @@ not depend on the process it ran in. Only rank 0 writes files.
 Launchers set ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; the
 process group (``gloo``: the sums are a few kilobytes on the CPU) is created from them on first use,
 or an existing one is used. ``$SCLIP_DIST_INIT`` may name another torch init method instead of
-``MASTER_ADDR``/``MASTER_PORT``, e.g. ``file:///shared/run1.init`` (a file all processes can reach). ``$SCLIP_DIST_TIMEOUT`` (seconds, default 1800) bounds every wait for the
-other processes: joining, and the final sum, which also waits for the slowest rank to finish its share.
+``MASTER_ADDR``/``MASTER_PORT``, e.g. ``file:///shared/run1.init`` (a file all processes can reach).
+``$SCLIP_DIST_TIMEOUT`` (seconds, default 1800) bounds every wait for the other processes: joining,
+and the final sum, which also waits for the slowest rank to finish its share.
 A rank that died makes the others fail with :class:`DistributedError`, never hang.
 """
 
@@ -31,7 +32,10 @@ import torch.distributed as dist
 
 from .benchmarks import BenchmarkData
 
-__all__ = ["Shard", "DistributedError", "context", "local_device", "shard_rows", "all_reduce_sums", "TIMEOUT_ENV", "INIT_ENV"]
+__all__ = [
+    "Shard", "DistributedError", "context", "launched", "local_device", "shard_rows", "all_reduce_sums",
+    "TIMEOUT_ENV", "INIT_ENV",
+]  # fmt: skip
 
 TIMEOUT_ENV = "SCLIP_DIST_TIMEOUT"
 INIT_ENV = "SCLIP_DIST_INIT"

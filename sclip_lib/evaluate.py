@@ -206,7 +206,8 @@ def evaluate(
     loop_start = time.perf_counter() - state.loop_seconds
     rows = distributed.shard_rows(data, shard)
     show = progress and shard.is_main
-    bar = tqdm(total=len(rows), initial=state.rows, desc=f"{bench.name} · {seg.attention}", unit="img", disable=not show)
+    desc = f"{bench.name} · {seg.attention}"
+    bar = tqdm(total=len(rows), initial=state.rows, desc=desc, unit="img", disable=not show)
     samples = rows.samples(workers, start=state.rows, skip_bad=skip_bad)
     try:
         # windows of consecutive images share encoder batches; masks are those of seg.predict
