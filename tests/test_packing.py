@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import sclip_lib as sl
@@ -68,3 +69,17 @@ def test_packed_with_pamr_and_threads_and_an_empty_input(vit_b32):
         got = [mask for _, mask in predict_packed(seg, images, prefetch=prefetch)]
         assert all(torch.equal(a, b) for a, b in zip(got, expected)) and len(got) == len(images)
     assert list(predict_packed(seg, [])) == []
+
+
+def test_bad_images_and_passed_items_keep_their_place(vit_b32):
+    rng = np.random.default_rng(2)
+    good = [rng.integers(0, 256, (48, 60, 3), dtype=np.uint8) for _ in range(2)]
+    thin = rng.integers(0, 256, (2, 4000, 3), dtype=np.uint8)  # too thin after resizing: a ValueError
+    seg = segmenter(vit_b32)
+    items = [good[0], None, thin, good[1]]
+    got = list(predict_packed(seg, items, errors=(ValueError,)))
+    assert [item is want for (item, _), want in zip(got, items)] == [True] * 4
+    assert torch.equal(got[0][1], seg.predict(good[0])) and torch.equal(got[3][1], seg.predict(good[1]))
+    assert got[1][1] is None and isinstance(got[2][1], ValueError)
+    with pytest.raises(ValueError):  # not asked to pass errors on: the iteration stops
+        list(predict_packed(seg, [thin]))

@@ -31,9 +31,23 @@ def quick_predict(self, image):
     return torch.from_numpy(np.asarray(image)[..., 0].astype(np.int64) // 13)
 
 
+def one_at_a_time(seg, items, image, *, errors=(), **_):
+    """``predict_packed`` without the packing: each image through ``seg.predict``, which the tests replace."""
+    for item in items:
+        picture = image(item)
+        if picture is None:
+            yield item, None
+            continue
+        try:
+            yield item, seg.predict(picture)
+        except errors as err:
+            yield item, err
+
+
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch):
     monkeypatch.setattr(sl.Segmenter, "predict", quick_predict)
+    monkeypatch.setattr("sclip_lib.evaluate.predict_packed", one_at_a_time)  # the model stand-in sits in predict
 
 
 def run(model, source, out, **kw):
