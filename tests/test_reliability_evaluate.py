@@ -3,6 +3,7 @@ same mIoU, bad samples skipped on request and listed, the summary rebuilt from e
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -47,7 +48,8 @@ def one_at_a_time(seg, items, image, *, errors=(), **_):
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch):
     monkeypatch.setattr(sl.Segmenter, "predict", quick_predict)
-    monkeypatch.setattr("sclip_lib.evaluate.predict_packed", one_at_a_time)  # the model stand-in sits in predict
+    module = importlib.import_module("sclip_lib.evaluate")  # sl.evaluate is the function
+    monkeypatch.setattr(module, "predict_packed", one_at_a_time)  # the model stand-in sits in predict
 
 
 def run(model, source, out, **kw):
