@@ -36,22 +36,35 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def write_voc_copy(folder: Path, n: int, size=(375, 500)) -> Path:
-    """``n`` VOC-sized images with blocky masks, in nateraw/pascal-voc-2012's layout (data/val-*.parquet)."""
+def voc_like(n: int, size=(375, 500), values=None) -> tuple[list[Image.Image], list[Image.Image]]:
+    """``n`` smooth random images and blocky P-mode masks of label ``values`` (default VOC's 0..20)."""
     rng = np.random.default_rng(0)
     images, masks = [], []
     for _ in range(n):
         small = rng.integers(0, 256, (size[0] // 25, size[1] // 25, 3), dtype=np.uint8)
         images.append(Image.fromarray(small).resize(size[::-1], Image.BILINEAR))  # smooth: JPEG-like sizes
-        labels = np.kron(rng.integers(0, 21, (size[0] // 25 + 1, size[1] // 25 + 1)), np.ones((25, 25)))
+        shape = (size[0] // 25 + 1, size[1] // 25 + 1)
+        blocks = rng.integers(0, 21, shape) if values is None else rng.choice(values, shape)
+        labels = np.kron(blocks, np.ones((25, 25)))
         mask = Image.fromarray(labels[: size[0], : size[1]].astype(np.uint8), mode="P")
         mask.putpalette([(37 * i) % 256 for i in range(768)])
         masks.append(mask)
-    path = folder / "data" / "val-00000-of-00001.parquet"
+    return images, masks
+
+
+def write_voc_copy(folder: Path, n: int, size=(375, 500)) -> Path:
+    """``n`` VOC-sized images with blocky masks, in nateraw/pascal-voc-2012's layout (data/val-*.parquet)."""
+    return write_hub_copy(folder, "voc21", *voc_like(n, size))
+
+
+def write_hub_copy(folder: Path, name: str, images: list, masks: list) -> Path:
+    """Images (JPEG) and masks in benchmark ``name``'s hub repo layout: its parquet path and columns."""
+    hub = sl.BENCHMARKS[name].hub
+    path = folder / hub.data_files.replace("*", "00000-of-00001" if "-*" in hub.data_files else "0000")
     path.parent.mkdir(parents=True)
-    features = datasets.Features({"image": datasets.Image(), "mask": datasets.Image()})
+    features = datasets.Features({hub.image_column: datasets.Image(), hub.mask_column: datasets.Image()})
     jpegs = [{"bytes": _jpeg(im), "path": None} for im in images]
-    datasets.Dataset.from_dict({"image": jpegs, "mask": masks}, features=features).to_parquet(path)
+    datasets.Dataset.from_dict({hub.image_column: jpegs, hub.mask_column: masks}, features=features).to_parquet(path)
     return folder
 
 

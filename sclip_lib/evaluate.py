@@ -31,10 +31,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .benchmarks import PAPER_ORDER, Benchmark, BenchmarkData, get_benchmark, load_benchmark
 from .benchmarks.loading import SAMPLE_ERRORS, BadSample
 from .files import check_output_folder, write_atomic
 from .metrics import MeanIoU
+from .packing import predict_packed
 from .segmenter import Segmenter
 
 __all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic", "result_stem"]
@@ -157,6 +159,10 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate a segmenter on a benchmark; returns an :class:`EvalResult`, saved to ``out`` if given.
 
+    Under ``torchrun`` each process evaluates rows ``rank::world_size`` of the subset, the per-class
+    areas are summed over all processes, every process returns the same result and only rank 0
+    writes ``out`` (:mod:`sclip_lib.distributed`).
+
     Args:
         segmenter_or_method: a :class:`Segmenter` built for this benchmark's classes, or an attention
             name (``"sclip"``, ``"vanilla"``, ...) together with ``model=``: the segmenter is then built
@@ -168,7 +174,7 @@ def evaluate(
         out: a results folder: ``<benchmark>_<attention>_<model>[...].json`` and ``.csv`` are written there.
             It is checked (created, writable) before any work; progress is saved there as the run goes.
         workers: threads decoding images while the model runs (0: none).
-        progress: show a tqdm progress bar (a widget in notebooks, text in terminals).
+        progress: show a tqdm progress bar (a widget in notebooks, text in terminals; rank 0 only).
         resume: continue the saved progress of this same run in ``out`` (an error without ``out``).
         skip_bad: leave out samples that cannot be read or hold out-of-range labels, and list them in
             the result (``skipped``); off by default, so a bad sample stops the run.
@@ -179,6 +185,8 @@ def evaluate(
         raise ValueError("resume=True needs out=: progress is saved in the results folder")
     if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
         raise ValueError(f"save_every must be a positive int, got {save_every!r}")
+    shard = distributed.context()  # torchrun: this process's share of the rows
+    device = distributed.local_device(device)
     data = benchmark if isinstance(benchmark, BenchmarkData) else None
     bench = data.benchmark if data is not None else get_benchmark(benchmark)
     seg = _segmenter(segmenter_or_method, bench, model, device, overrides)
@@ -188,21 +196,29 @@ def evaluate(
     elif limit is not None or source is not None:
         raise ValueError("limit and source belong to load_benchmark when samples are passed in; pass them there")
     settings, described = _plain(seg.describe()), _plain(data.describe())
-    state = _Progress(bench, settings, described, _model_tag(seg), folder, resume)
+    part = f".rank{shard.rank}of{shard.world_size}" if shard.distributed else ""  # one progress file per process
+    state = _Progress(bench, settings, described, _model_tag(seg), folder, resume, part)
 
     start = time.perf_counter()
     seg.text_features()  # once, outside the per-image timing
     text_seconds = time.perf_counter() - start
     metric = state.metric
     loop_start = time.perf_counter() - state.loop_seconds
-    bar = tqdm(total=len(data), initial=state.rows, desc=f"{bench.name} · {seg.attention}", unit="img", disable=not progress)
+    rows = distributed.shard_rows(data, shard)
+    show = progress and shard.is_main
+    desc = f"{bench.name} · {seg.attention}"
+    bar = tqdm(total=len(rows), initial=state.rows, desc=desc, unit="img", disable=not show)
+    samples = rows.samples(workers, start=state.rows, skip_bad=skip_bad)
     try:
-        for sample in data.samples(workers, start=state.rows, skip_bad=skip_bad):
+        # windows of consecutive images share encoder batches; masks are those of seg.predict
+        for sample, pred in predict_packed(seg, samples, _image_of, errors=SAMPLE_ERRORS if skip_bad else ()):
             if isinstance(sample, BadSample):
                 state.skip(sample.name, sample.error)
             else:
                 try:
-                    metric.update(seg.predict(sample.image), torch.from_numpy(sample.mask))
+                    if isinstance(pred, BaseException):
+                        raise pred
+                    metric.update(pred, torch.from_numpy(sample.mask))
                     state.images += 1
                 except SAMPLE_ERRORS as err:
                     if not skip_bad:
@@ -223,6 +239,13 @@ def evaluate(
     finally:
         bar.close()
     loop_seconds = time.perf_counter() - loop_start
+    # -- sharded run: sum over all processes (exact: integer-valued float64), the slowest rank's time
+    images = torch.tensor([state.images], dtype=torch.int64)
+    loop_seconds = distributed.all_reduce_sums(
+        shard, metric.intersection, metric.pred_area, metric.target_area, images, maximum=loop_seconds
+    )
+    state.images = int(images)
+    skipped = distributed.gather_lists(shard, state.skipped)
     if state.images == 0:
         raise ValueError(f"{bench.name}: the subset holds no usable images; nothing was evaluated or written")
     score = metric.compute()
@@ -247,10 +270,11 @@ def evaluate(
         device=str(seg.device),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=_versions(),
-        skipped=list(state.skipped),
+        skipped=skipped,
     )
-    if folder is not None:
+    if folder is not None and shard.is_main:
         result.save(folder)
+    if folder is not None:
         state.finish()
     return result
 
@@ -260,14 +284,17 @@ class _Progress:
 
     FORMAT = 1
 
-    def __init__(self, bench: Benchmark, settings: dict, data: dict, model: str, folder: Path | None, resume: bool):
+    def __init__(
+        self, bench: Benchmark, settings: dict, data: dict, model: str, folder: Path | None, resume: bool, part: str = ""
+    ):
         self.key = {"benchmark": bench.name, "settings": settings, "data": data, "model": model}
         self.metric = MeanIoU(bench.num_classes, class_names=bench.labels_list)
         self.rows = 0  # rows of the split consumed, bad ones included
         self.images = 0  # images scored
         self.skipped: list[dict] = []
         self.loop_seconds = 0.0
-        self.path = folder / f"{result_stem(bench.name, settings, model, data.get('limit'))}.partial.json" if folder else None
+        stem = result_stem(bench.name, settings, model, data.get("limit"))
+        self.path = folder / f"{stem}{part}.partial.json" if folder else None
         if self.path is not None and self.path.exists():
             if not resume:
                 raise ValueError(
@@ -320,6 +347,10 @@ class _Progress:
         """The results are written: the progress file has served its purpose."""
         if self.path is not None and self.path.exists():
             self.path.unlink()
+
+
+def _image_of(sample):
+    return None if isinstance(sample, BadSample) else sample.image
 
 
 def _segmenter(method, bench: Benchmark, model, device, overrides: dict) -> Segmenter:

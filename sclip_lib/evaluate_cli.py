@@ -2,6 +2,7 @@
 
     sclip evaluate --benchmark voc21 --limit 100 --attention sclip --device cuda
     sclip evaluate --benchmark voc21,voc20 --benchmark ade20k --source ade20k=/data/ADEChallengeData2016
+    torchrun --nproc-per-node 4 -m sclip_lib.cli evaluate --benchmark all   # sharded, rank 0 writes
 
 ``sclip_lib.cli`` adds the subcommand with :func:`add_parser` and runs it with :func:`run`.
 """
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         return _fail(e)
 
+    from . import distributed
     from .models import WeightsError, load_clip
     from .text import OPENAI_IMAGENET_TEMPLATES
 
@@ -76,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
     try:
+        shard = distributed.context()  # under torchrun: join the other processes before loading anything
+        device = distributed.local_device(device)  # "cuda": this process's own GPU
         model = load_clip(args.model, pretrained_arg(args), allow_untrained=args.allow_untrained, device=device)
         results = []
         for name in names:
@@ -83,14 +87,19 @@ def run(args: argparse.Namespace) -> int:
                               device=device, out=args.out, workers=args.workers, resume=args.resume,
                               skip_bad=args.skip_bad, **overrides)  # fmt: skip
             results.append(result)
+            if not shard.is_main:  # every process returns the same result; rank 0 prints and writes it
+                continue
             print(f"{name}: mIoU {result.miou:.2f} on {result.num_images} images -> {args.out / result.stem()}.json")
             for bad in result.skipped:
                 print(f"  skipped {bad['name']}: {bad['error']}", file=sys.stderr)
-    except (KeyError, ValueError, TypeError, BenchmarkSourceError, WeightsError, OSError) as e:
+    except (KeyError, ValueError, TypeError, BenchmarkSourceError, WeightsError, OSError,
+            distributed.DistributedError) as e:  # fmt: skip
         return _fail(e)
     except KeyboardInterrupt as e:
         _fail(e, "interrupted")
         return 130
+    if not shard.is_main:
+        return 0
     print()
     print(format_table(summary_rows(results)))
     print(f"\nsummary: {write_summary(results, args.out)}")

@@ -202,23 +202,20 @@ class Segmenter:
         s = self.settings
         h, w = x.shape[-2:]
         windows = sliding_windows(h, w, s.crop, s.stride)
-        text = self.text_features()
-        canvas = torch.zeros(len(text), h, w, device=x.device)
+        canvas = torch.zeros(len(self.text_features()), h, w, device=x.device)
         count = torch.zeros(1, h, w, device=x.device)
         for start in range(0, len(windows), s.batch_size):
             batch = windows[start : start + s.batch_size]
             crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch])
-            with self._autocast():
-                feats = self.encoder.dense_features(crops)  # (B, dim, gh, gw)
-            logits = torch.einsum("bchw,qc->bqhw", feats.float(), text)
-            # upsample a few windows per call: one call per batch could take GBs with many classes
-            per_call = max(1, _UPSAMPLE_ELEMENTS // (logits.shape[1] * crops.shape[-2] * crops.shape[-1]))
-            for first in range(0, len(batch), per_call):
-                up = F.interpolate(logits[first : first + per_call], size=crops.shape[-2:], mode="bilinear")
-                for (y1, y2, x1, x2), win in zip(batch[first : first + per_call], up):
-                    canvas[:, y1:y2, x1:x2] += win
-                    count[:, y1:y2, x1:x2] += 1
+            add_windows(canvas, count, batch, self.crop_logits(crops))
         return canvas / count
+
+    @torch.no_grad()
+    def crop_logits(self, crops: torch.Tensor) -> torch.Tensor:
+        """Patch logits ``(B, num_queries, gh, gw)`` of a batch of same-size normalised crops ``(B, 3, h, w)``."""
+        with self._autocast():
+            feats = self.encoder.dense_features(crops)  # (B, dim, gh, gw)
+        return torch.einsum("bchw,qc->bqhw", feats.float(), self.text_features())
 
     def logits(self, image) -> tuple[torch.Tensor, torch.Tensor]:
         """The checked image and its merged query logits at the resized scale (before upsampling)."""
@@ -250,7 +247,11 @@ class Segmenter:
     @torch.no_grad()
     def predict(self, image) -> torch.Tensor:
         """Class indices ``(H, W)`` int64 at the input's size, on the CPU."""
-        rgb, logits = self.logits(image)
+        return self.labels_from_logits(*self.logits(image))
+
+    @torch.no_grad()
+    def labels_from_logits(self, rgb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The rest of :meth:`predict`: class indices ``(H, W)`` from the checked image and its merged logits."""
         if self.settings.pamr:
             logits = self._refined(rgb, logits)
         s = self.settings
@@ -271,3 +272,18 @@ class Segmenter:
             f"Segmenter(attention={self.attention!r}, classes={self.num_classes}, device={self.device}, "
             f"untrained={self.untrained})"
         )
+
+
+def add_windows(canvas: torch.Tensor, count: torch.Tensor, windows: Sequence[tuple[int, int, int, int]],
+                logits: torch.Tensor) -> None:  # fmt: skip
+    """Upsample each window's patch logits ``(B, Q, gh, gw)`` to its window and add them into ``canvas``
+    ``(Q, h, w)``; ``count`` ``(1, h, w)`` counts the windows over each pixel. All windows share one size."""
+    y1, y2, x1, x2 = windows[0]
+    size = (y2 - y1, x2 - x1)
+    # upsample a few windows per call: one call per batch could take GBs with many classes
+    per_call = max(1, _UPSAMPLE_ELEMENTS // (logits.shape[1] * size[0] * size[1]))
+    for first in range(0, len(windows), per_call):
+        up = F.interpolate(logits[first : first + per_call], size=size, mode="bilinear")
+        for (y1, y2, x1, x2), win in zip(windows[first : first + per_call], up):
+            canvas[:, y1:y2, x1:x2] += win
+            count[:, y1:y2, x1:x2] += 1

@@ -3,6 +3,7 @@ same mIoU, bad samples skipped on request and listed, the summary rebuilt from e
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -31,9 +32,24 @@ def quick_predict(self, image):
     return torch.from_numpy(np.asarray(image)[..., 0].astype(np.int64) // 13)
 
 
+def one_at_a_time(seg, items, image, *, errors=(), **_):
+    """``predict_packed`` without the packing: each image through ``seg.predict``, which the tests replace."""
+    for item in items:
+        picture = image(item)
+        if picture is None:
+            yield item, None
+            continue
+        try:
+            yield item, seg.predict(picture)
+        except errors as err:
+            yield item, err
+
+
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch):
     monkeypatch.setattr(sl.Segmenter, "predict", quick_predict)
+    module = importlib.import_module("sclip_lib.evaluate")  # sl.evaluate is the function
+    monkeypatch.setattr(module, "predict_packed", one_at_a_time)  # the model stand-in sits in predict
 
 
 def run(model, source, out, **kw):
