@@ -36,13 +36,12 @@ def test_smoke_marks_titles_banner_and_templates(monkeypatch):
     assert len(book.templates()) == 80 and book.short_side() == 336
 
 
-def test_real_mode_never_falls_back(monkeypatch, tmp_path):
+def test_real_mode_never_falls_back(monkeypatch, tmp_path, offline):
     """Real mode asks load_clip for pretrained weights: offline that raises, it does not go untrained."""
     import sclip_lib as sl
 
     monkeypatch.setenv(book.MODE_ENV, "real")
     monkeypatch.setenv(sl.CHECKPOINT_DIR_ENV, str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(sl.WeightsError):
         book.load_model("ViT-B-32")
 
