@@ -47,6 +47,8 @@ __all__ = [
     "title",
     "banner_html",
     "glue",
+    "images",
+    "local_hub",
     "sample_images",
     "shared_samples",
     "voc_samples",
@@ -57,6 +59,8 @@ __all__ = [
 
 MODE_ENV = "SCLIP_BOOK_MODE"
 BUILD_ENV = "SCLIP_BOOK_BUILD"  # set by scripts/build_book.py while the static site is built
+IMAGES_ENV = "SCLIP_BOOK_IMAGES"  # benchmark images per evaluation, for quick CI builds (unset: the chapters' own)
+HUB_ENV = "SCLIP_BOOK_HUB"  # "local": built against the local test hub (sclip_lib/testing/hub.py)
 MODES = ("real", "smoke")
 SMOKE_TEMPLATES = 2  # prompt templates per class name in smoke mode (real mode: all 80)
 SMOKE_SHORT_SIDE = 224  # short side of the resized image in smoke mode (real mode: the paper's 336)
@@ -97,6 +101,22 @@ def short_side() -> int:
     return SMOKE_SHORT_SIDE if is_smoke() else 336
 
 
+def images(default: int | None) -> int | None:
+    """Benchmark images per evaluation: the chapter's ``default`` (None: the full split), or
+    ``$SCLIP_BOOK_IMAGES`` where set, as CI does to stay within its time; the site's footer says which."""
+    value = os.environ.get(IMAGES_ENV, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{IMAGES_ENV}={value!r}: give a positive number of images, or unset it")
+    return int(value)
+
+
+def local_hub() -> bool:
+    """True when the build runs against the local test hub (random weights, placeholder images)."""
+    return os.environ.get(HUB_ENV, "").strip().lower() == "local"
+
+
 def title(text: str) -> str:
     """A figure title; in smoke mode it starts with a warning that the numbers are not meaningful."""
     return f"{SMOKE_TITLE}\n{text}" if is_smoke() else text
@@ -122,6 +142,13 @@ def banner_html() -> str:
             f"{SMOKE_TEMPLATES} prompt templates instead of 80 and small images, so that the book builds "
             "offline on a CPU. Every number, map and mask on it is NOT meaningful. "
             "Set SCLIP_BOOK_MODE=real (pretrained weights) for the real results.</div>"
+        )
+    if local_hub():
+        return (
+            '<div class="sclip-real-banner sclip-local-hub" style="border-left:4px solid #e65100;padding:0.4em 1em;'
+            'margin:0.5em 0">Real mode against the LOCAL TEST HUB: the real download and streaming code ran, '
+            "with seeded random weights and placeholder images (a CI check of the real build). Its numbers are "
+            "not meaningful.</div>"
         )
     return (
         '<div class="sclip-real-banner" style="border-left:4px solid #2e7d32;padding:0.4em 1em;margin:0.5em 0">'
@@ -166,7 +193,8 @@ def setup(show: bool = True) -> BookConfig:
             display(HTML(banner_html()))
         except ImportError:
             pass
-        print(f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}")
+        counts = f" | images per evaluation: {os.environ[IMAGES_ENV]} ({IMAGES_ENV})" if os.environ.get(IMAGES_ENV) else ""
+        print(f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}{counts}")
     return cfg
 
 

@@ -7,30 +7,32 @@ every benchmark repo of the registry, so the real download and streaming code pa
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
-import socket
 import tempfile
 import warnings
 from pathlib import Path
 
-# huggingface_hub and datasets read HF_ENDPOINT, HF_HOME and the offline flags once, when imported, so they
-# are set here, before anything imports them. The endpoint's port is reserved now: bound but not listening,
-# so until the `local_hub` fixture serves it every request is refused, as on a machine without network.
-# HF_HOME is a fresh folder: no test reads or writes the real cache.
-_HUB_SOCKET = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-_HUB_SOCKET.bind(("127.0.0.1", 0))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_hub_module():
+    """sclip_lib/testing/hub.py loaded from its file: importing sclip_lib would import huggingface_hub now."""
+    spec = importlib.util.spec_from_file_location("sclip_local_hub", REPO / "sclip_lib" / "testing" / "hub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# huggingface_hub and datasets read HF_ENDPOINT, HF_HOME and the offline flags once, when imported, so they are
+# set here, before anything imports them: the endpoint's port is reserved (refusing requests, as offline, until
+# the `local_hub` fixture serves it) and HF_HOME is a fresh folder, so no test reads or writes the real cache.
+_HUB = _load_hub_module()
 _HF_HOME = tempfile.mkdtemp(prefix="sclip-tests-hf-home-")
 atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
-os.environ.update(
-    HF_ENDPOINT=f"http://127.0.0.1:{_HUB_SOCKET.getsockname()[1]}",
-    HF_HOME=_HF_HOME,
-    HF_HUB_OFFLINE="0",
-    HF_DATASETS_OFFLINE="0",
-    HF_HUB_DISABLE_TELEMETRY="1",
-)
-for _var in ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HUGGINGFACE_HUB_CACHE", "SCLIP_CHECKPOINT_DIR"):
-    os.environ.pop(_var, None)
+_HUB_SOCKET = _HUB.reserve_endpoint(_HF_HOME)
+os.environ.pop("SCLIP_CHECKPOINT_DIR", None)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -40,7 +42,6 @@ import sclip_lib as sl  # noqa: E402
 # text embeddings are cached on disk: the tests' own folder, never the user's ~/.cache
 os.environ["SCLIP_CACHE_DIR"] = tempfile.mkdtemp(prefix="sclip-test-cache-")
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "benchmark-samples"
 # One prompt template keeps text encoding cheap on CPU; the template set does not change any geometry.
 ONE_TEMPLATE = ("a photo of a {}.",)
@@ -86,12 +87,11 @@ def _seed():
 def local_hub(tmp_path_factory):
     """The local hub on the endpoint reserved above: ViT-B-16 (safetensors) and ViT-B-32 (.bin, open_clip's
     fallback file) 'openai' weights, and every benchmark repo with a few rows."""
-    from sclip_lib.testing.hub import LocalHub
     from sclip_lib.testing.hub_repos import build_hub
 
     root = build_hub(tmp_path_factory.mktemp("local-hub"), models=("ViT-B-16", "ViT-B-32"), rows=HUB_ROWS,
                      formats={"ViT-B-32": "bin"})  # fmt: skip
-    hub = LocalHub(root, sock=_HUB_SOCKET).start()
+    hub = _HUB.LocalHub(root, sock=_HUB_SOCKET).start()
     assert hub.url == os.environ["HF_ENDPOINT"]
     yield hub
     hub.stop()

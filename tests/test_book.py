@@ -152,3 +152,32 @@ def test_toc_lists_every_chapter():
     assert len(chapters) >= 9
     for md in chapters:
         assert f"book/{md.stem}" in files, md.name
+
+
+def test_images_setting_overrides_the_chapter_counts(monkeypatch):
+    monkeypatch.delenv(book.IMAGES_ENV, raising=False)
+    assert book.images(100) == 100 and book.images(None) is None
+    monkeypatch.setenv(book.IMAGES_ENV, "2")
+    assert book.images(100) == 2 and book.images(None) == 2
+    monkeypatch.setenv(book.IMAGES_ENV, "two")
+    with pytest.raises(ValueError, match="positive number"):
+        book.images(100)
+
+
+def test_footer_and_banner_say_how_the_site_was_built(monkeypatch):
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from mode_banner import footer_text
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setenv(book.MODE_ENV, "real")
+    monkeypatch.delenv(book.IMAGES_ENV, raising=False)
+    monkeypatch.delenv(book.HUB_ENV, raising=False)
+    assert footer_text() == "Executed in real mode with each chapter's own benchmark image counts."
+    assert "pretrained OpenAI CLIP weights" in book.banner_html()
+    monkeypatch.setenv(book.IMAGES_ENV, "2")
+    monkeypatch.setenv(book.HUB_ENV, "local")
+    text = footer_text()
+    assert "local test hub" in text and "SCLIP_BOOK_IMAGES=2" in text
+    banner = book.banner_html()
+    assert "LOCAL TEST HUB" in banner and "pretrained" not in banner and "sclip-smoke-banner" not in banner

@@ -38,7 +38,7 @@ import threading
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["LocalHub", "revision_folder", "hub_env", "LFS_SUFFIXES"]
+__all__ = ["LocalHub", "revision_folder", "hub_env", "reserve_endpoint", "LFS_SUFFIXES"]
 
 # Files the hub keeps in LFS (its default .gitattributes); they are served through the "CDN" redirect.
 LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".pt", ".pth", ".arrow", ".zip", ".tar", ".gz", ".npz")
@@ -62,6 +62,23 @@ def hub_env(endpoint: str, home: str | os.PathLike) -> dict[str, str]:
         "HF_HUB_ETAG_TIMEOUT": "30",
         "HF_HUB_DOWNLOAD_TIMEOUT": "60",
     }
+
+
+def reserve_endpoint(home: str | os.PathLike) -> socket.socket:
+    """Reserve a port on 127.0.0.1 and point this process's environment at it, with ``home`` as ``HF_HOME``.
+
+    huggingface_hub and datasets read ``HF_ENDPOINT`` and ``HF_HOME`` once, when first imported, so call
+    this before anything imports them (load this file by path, as tests/conftest.py does: importing
+    ``sclip_lib`` imports them). The
+    socket is bound but not listening: until ``LocalHub(root, sock=...)`` serves it, requests are refused,
+    as on a machine without network.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    os.environ.update(hub_env(f"http://127.0.0.1:{sock.getsockname()[1]}", home))
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE"):  # they would override HF_HOME
+        os.environ.pop(var, None)
+    return sock
 
 
 class _Files:
