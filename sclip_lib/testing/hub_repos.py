@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import zlib
@@ -63,9 +64,13 @@ def build_weights(root: Path, model: str, tag: str = "openai", fmt: str = "safet
     path = Path(root) / "models" / repo / "main" / filename
     if path.is_file():
         return path
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        state = open_clip.create_model(model, pretrained=None).state_dict()
+    logging.disable(logging.WARNING)  # open_clip warns that the model is randomly initialised: that is the point
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            state = open_clip.create_model(model, pretrained=None).state_dict()
+    finally:
+        logging.disable(logging.NOTSET)
     state = {k: v.contiguous() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
