@@ -177,7 +177,31 @@ def test_footer_and_banner_say_how_the_site_was_built(monkeypatch):
     assert "pretrained OpenAI CLIP weights" in book.banner_html()
     monkeypatch.setenv(book.IMAGES_ENV, "2")
     monkeypatch.setenv(book.HUB_ENV, "local")
+    monkeypatch.setenv(book.TEMPLATES_ENV, "1")
     text = footer_text()
-    assert "local test hub" in text and "SCLIP_BOOK_IMAGES=2" in text
+    assert "local test hub" in text and "SCLIP_BOOK_IMAGES=2" in text and "SCLIP_BOOK_TEMPLATES=1" in text
     banner = book.banner_html()
     assert "LOCAL TEST HUB" in banner and "pretrained" not in banner and "sclip-smoke-banner" not in banner
+
+
+def sl_templates():
+    from sclip_lib.text import OPENAI_IMAGENET_TEMPLATES
+
+    return tuple(OPENAI_IMAGENET_TEMPLATES)
+
+
+def test_templates_setting_caps_the_mode_templates(monkeypatch):
+    monkeypatch.setenv(book.MODE_ENV, "real")
+    monkeypatch.setenv(book.TEMPLATES_ENV, "1")
+    assert book.templates() == sl_templates()[:1]
+    assert "1 of the 80 prompt templates" in book.banner_html()
+    cfg = book.BookConfig("real", torch.device("cpu"), book.templates(), 336)
+    assert cfg.overrides == {"templates": book.templates()}  # real mode keeps each benchmark's short side
+    monkeypatch.setenv(book.MODE_ENV, "smoke")
+    monkeypatch.setenv(book.TEMPLATES_ENV, "5")
+    assert len(book.templates()) == book.SMOKE_TEMPLATES  # a cap, never more than the mode's
+    smoke = book.BookConfig("smoke", torch.device("cpu"), book.templates(), book.SMOKE_SHORT_SIDE)
+    assert smoke.overrides["short_side"] == book.SMOKE_SHORT_SIDE
+    monkeypatch.setenv(book.TEMPLATES_ENV, "0")
+    with pytest.raises(ValueError, match="positive number"):
+        book.templates()

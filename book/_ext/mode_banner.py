@@ -10,6 +10,9 @@ def footer_text() -> str:
     images = os.environ.get("SCLIP_BOOK_IMAGES", "").strip()
     counts = (f"{images} benchmark images per evaluation (SCLIP_BOOK_IMAGES={images}, a reduced CI setting)"
               if images else "each chapter's own benchmark image counts")  # fmt: skip
+    templates = os.environ.get("SCLIP_BOOK_TEMPLATES", "").strip()
+    if templates:
+        counts += f" and at most {templates} prompt templates per class (SCLIP_BOOK_TEMPLATES={templates})"
     hub = os.environ.get("SCLIP_BOOK_HUB", "").strip().lower() == "local"
     where = " against the local test hub (random weights, placeholder images)" if hub else ""
     return f"Executed in {mode} mode{where} with {counts}."
