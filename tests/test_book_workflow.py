@@ -43,3 +43,19 @@ def test_deploy_job_publishes_pages(workflow):
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
     perms = workflow["permissions"]
     assert perms["pages"] == "write" and perms["id-token"] == "write"
+
+
+def test_real_build_uses_full_counts_and_a_complete_execution_cache_key(workflow):
+    build = workflow["jobs"]["build"]
+    assert "SCLIP_BOOK_IMAGES" not in build["env"] and "SCLIP_BOOK_TEMPLATES" not in build["env"]
+    assert "SCLIP_BOOK_HUB" not in build["env"]  # the published site comes from the real hub
+    assert build["timeout-minutes"] <= 360
+    cache = build["env"]["SCLIP_BOOK_EXECUTION_CACHE"]
+    restore = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/cache/restore@"))
+    save = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/cache/save@"))
+    assert cache.endswith(restore["with"]["path"]) and save["with"]["path"] == restore["with"]["path"]
+    assert save.get("if") == "always()" and save["with"]["key"] == restore["with"]["key"]
+    for part in ("sclip_lib/**", "book/**", "scripts/**", "requirements-lock.txt", "_config.yml"):
+        assert part in restore["with"]["key"] and part in restore["with"]["restore-keys"]
+    book = next(s for s in build["steps"] if s.get("run") == "make book")
+    assert book["timeout-minutes"] < build["timeout-minutes"]  # the save step still runs after a timeout
