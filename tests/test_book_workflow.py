@@ -59,3 +59,10 @@ def test_real_build_uses_full_counts_and_a_complete_execution_cache_key(workflow
         assert part in restore["with"]["key"] and part in restore["with"]["restore-keys"]
     book = next(s for s in build["steps"] if s.get("run") == "make book")
     assert book["timeout-minutes"] < build["timeout-minutes"]  # the save step still runs after a timeout
+
+
+def test_cell_timeout_fits_a_full_count_evaluation_cell():
+    """Chapter 7 evaluates every benchmark in one cell: ~1 h on 2 cores in real mode at full counts
+    (benchmarks/bench_book_real.py), so the 20-minute cell timeout the book had would fail the Pages build."""
+    config = yaml.safe_load((WORKFLOW.parents[2] / "_config.yml").read_text())
+    assert config["execute"]["timeout"] >= 2 * 3600
