@@ -47,6 +47,8 @@ __all__ = [
     "title",
     "banner_html",
     "glue",
+    "images",
+    "local_hub",
     "sample_images",
     "shared_samples",
     "voc_samples",
@@ -57,6 +59,9 @@ __all__ = [
 
 MODE_ENV = "SCLIP_BOOK_MODE"
 BUILD_ENV = "SCLIP_BOOK_BUILD"  # set by scripts/build_book.py while the static site is built
+IMAGES_ENV = "SCLIP_BOOK_IMAGES"  # benchmark images per evaluation, for quick CI builds (unset: the chapters' own)
+HUB_ENV = "SCLIP_BOOK_HUB"  # "local": built against the local test hub (sclip_lib/testing/hub.py)
+TEMPLATES_ENV = "SCLIP_BOOK_TEMPLATES"  # prompt templates per class name, for quick CI builds (unset: the mode's)
 MODES = ("real", "smoke")
 SMOKE_TEMPLATES = 2  # prompt templates per class name in smoke mode (real mode: all 80)
 SMOKE_SHORT_SIDE = 224  # short side of the resized image in smoke mode (real mode: the paper's 336)
@@ -88,13 +93,36 @@ def device() -> torch.device:
 
 
 def templates() -> tuple:
-    """Prompt templates for the mode: open_clip's 80 ImageNet templates, or the first few in smoke mode."""
-    return tuple(OPENAI_IMAGENET_TEMPLATES[:SMOKE_TEMPLATES] if is_smoke() else OPENAI_IMAGENET_TEMPLATES)
+    """Prompt templates for the mode: open_clip's 80 ImageNet templates, or the first few in smoke mode;
+    ``$SCLIP_BOOK_TEMPLATES`` keeps only the first N (CI builds against the local hub; the footer says so)."""
+    count = _positive_env(TEMPLATES_ENV) or len(OPENAI_IMAGENET_TEMPLATES)
+    return tuple(OPENAI_IMAGENET_TEMPLATES[: min(count, SMOKE_TEMPLATES if is_smoke() else count)])
+
+
+def _positive_env(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: give a positive number, or unset it")
+    return int(value)
 
 
 def short_side() -> int:
     """Short side of the resized image: the paper's 336, or 224 in smoke mode to keep CPU builds quick."""
     return SMOKE_SHORT_SIDE if is_smoke() else 336
+
+
+def images(default: int | None) -> int | None:
+    """Benchmark images per evaluation: the chapter's ``default`` (None: the full split), or
+    ``$SCLIP_BOOK_IMAGES`` where set, as CI does to stay within its time; the site's footer says which."""
+    value = _positive_env(IMAGES_ENV)
+    return default if value is None else value
+
+
+def local_hub() -> bool:
+    """True when the build runs against the local test hub (random weights, placeholder images)."""
+    return os.environ.get(HUB_ENV, "").strip().lower() == "local"
 
 
 def title(text: str) -> str:
@@ -119,14 +147,26 @@ def banner_html() -> str:
             '<div class="sclip-smoke-banner" style="background:#b00020;color:white;padding:0.8em 1em;'
             'border-radius:4px;font-weight:bold;margin:0.5em 0">'
             "SMOKE MODE: this page was executed with UNTRAINED random weights, "
-            f"{SMOKE_TEMPLATES} prompt templates instead of 80 and small images, so that the book builds "
+            f"{len(templates())} prompt templates instead of 80 and small images, so that the book builds "
             "offline on a CPU. Every number, map and mask on it is NOT meaningful. "
             "Set SCLIP_BOOK_MODE=real (pretrained weights) for the real results.</div>"
         )
+    if local_hub():
+        return (
+            '<div class="sclip-real-banner sclip-local-hub" style="border-left:4px solid #e65100;padding:0.4em 1em;'
+            'margin:0.5em 0">Real mode against the LOCAL TEST HUB: the real download and streaming code ran, '
+            "with seeded random weights and placeholder images (a CI check of the real build). Its numbers are "
+            "not meaningful.</div>"
+        )
     return (
         '<div class="sclip-real-banner" style="border-left:4px solid #2e7d32;padding:0.4em 1em;margin:0.5em 0">'
-        "Real mode: pretrained OpenAI CLIP weights, all 80 prompt templates, the paper's settings.</div>"
+        f"Real mode: pretrained OpenAI CLIP weights, {_templates_words()}, the paper's settings.</div>"
     )
+
+
+def _templates_words() -> str:
+    n = len(templates())
+    return "all 80 prompt templates" if n == len(OPENAI_IMAGENET_TEMPLATES) else f"{n} of the 80 prompt templates"
 
 
 @dataclass(frozen=True)
@@ -139,6 +179,12 @@ class BookConfig:
     @property
     def smoke(self) -> bool:
         return self.mode == "smoke"
+
+    @property
+    def overrides(self) -> dict:
+        """Segmenter settings of the mode for benchmark runs: its templates and, in smoke mode, its small
+        short side (real mode keeps each benchmark's own)."""
+        return {"templates": self.templates, **({"short_side": self.short_side} if self.smoke else {})}
 
 
 def setup(show: bool = True) -> BookConfig:
@@ -166,7 +212,8 @@ def setup(show: bool = True) -> BookConfig:
             display(HTML(banner_html()))
         except ImportError:
             pass
-        print(f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}")
+        counts = f" | images per evaluation: {os.environ[IMAGES_ENV]} ({IMAGES_ENV})" if os.environ.get(IMAGES_ENV) else ""
+        print(f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}{counts}")
     return cfg
 
 

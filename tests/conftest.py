@@ -1,21 +1,47 @@
-"""Shared fixtures. Models are untrained (no weights exist offline) and built once per session."""
+"""Shared fixtures. Models are untrained (no weights exist offline) and built once per session.
+
+``local_hub`` serves a local Hugging Face hub (sclip_lib/testing/hub.py) with seeded random weights and
+every benchmark repo of the registry, so the real download and streaming code paths run in the tests.
+"""
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
-import pytest
-import torch
+REPO = Path(__file__).resolve().parents[1]
 
-import sclip_lib as sl
+
+def _load_hub_module():
+    """sclip_lib/testing/hub.py loaded from its file: importing sclip_lib would import huggingface_hub now."""
+    spec = importlib.util.spec_from_file_location("sclip_local_hub", REPO / "sclip_lib" / "testing" / "hub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# huggingface_hub and datasets read HF_ENDPOINT, HF_HOME and the offline flags once, when imported, so they are
+# set here, before anything imports them: the endpoint's port is reserved (refusing requests, as offline, until
+# the `local_hub` fixture serves it) and HF_HOME is a fresh folder, so no test reads or writes the real cache.
+_HUB = _load_hub_module()
+_HF_HOME = tempfile.mkdtemp(prefix="sclip-tests-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+_HUB_SOCKET = _HUB.reserve_endpoint(_HF_HOME)
+os.environ.pop("SCLIP_CHECKPOINT_DIR", None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import sclip_lib as sl  # noqa: E402
 
 # text embeddings are cached on disk: the tests' own folder, never the user's ~/.cache
 os.environ["SCLIP_CACHE_DIR"] = tempfile.mkdtemp(prefix="sclip-test-cache-")
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "benchmark-samples"
 # One prompt template keeps text encoding cheap on CPU; the template set does not change any geometry.
 ONE_TEMPLATE = ("a photo of a {}.",)
@@ -55,3 +81,32 @@ def _quiet_untrained_warnings():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def local_hub(tmp_path_factory):
+    """The local hub on the endpoint reserved above: ViT-B-16 (safetensors) and ViT-B-32 (.bin, open_clip's
+    fallback file) 'openai' weights, and every benchmark repo with a few rows."""
+    from sclip_lib.testing.hub_repos import build_hub
+
+    root = build_hub(tmp_path_factory.mktemp("local-hub"), models=("ViT-B-16", "ViT-B-32"), rows=HUB_ROWS,
+                     formats={"ViT-B-32": "bin"})  # fmt: skip
+    hub = _HUB.LocalHub(root, sock=_HUB_SOCKET).start()
+    assert hub.url == os.environ["HF_ENDPOINT"]
+    yield hub
+    hub.stop()
+
+
+HUB_ROWS = 4  # rows of each benchmark split on the local hub
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Offline mode as huggingface_hub and datasets see it (they read the flags once, at import)."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)

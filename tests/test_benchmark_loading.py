@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import datasets
-import huggingface_hub.constants
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -217,11 +216,7 @@ def test_unknown_benchmark_error_lists_names():
         sl.load_benchmark("pascal_voc")
 
 
-def test_hub_unreachable_names_the_dataset_and_the_fix(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+def test_hub_unreachable_names_the_dataset_and_the_fix(offline):
     with pytest.raises(BenchmarkSourceError) as err:
         sl.load_benchmark("ade20k", limit=2)
     msg = str(err.value)

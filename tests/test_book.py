@@ -36,13 +36,12 @@ def test_smoke_marks_titles_banner_and_templates(monkeypatch):
     assert len(book.templates()) == 80 and book.short_side() == 336
 
 
-def test_real_mode_never_falls_back(monkeypatch, tmp_path):
+def test_real_mode_never_falls_back(monkeypatch, tmp_path, offline):
     """Real mode asks load_clip for pretrained weights: offline that raises, it does not go untrained."""
     import sclip_lib as sl
 
     monkeypatch.setenv(book.MODE_ENV, "real")
     monkeypatch.setenv(sl.CHECKPOINT_DIR_ENV, str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(sl.WeightsError):
         book.load_model("ViT-B-32")
 
@@ -153,3 +152,56 @@ def test_toc_lists_every_chapter():
     assert len(chapters) >= 9
     for md in chapters:
         assert f"book/{md.stem}" in files, md.name
+
+
+def test_images_setting_overrides_the_chapter_counts(monkeypatch):
+    monkeypatch.delenv(book.IMAGES_ENV, raising=False)
+    assert book.images(100) == 100 and book.images(None) is None
+    monkeypatch.setenv(book.IMAGES_ENV, "2")
+    assert book.images(100) == 2 and book.images(None) == 2
+    monkeypatch.setenv(book.IMAGES_ENV, "two")
+    with pytest.raises(ValueError, match="positive number"):
+        book.images(100)
+
+
+def test_footer_and_banner_say_how_the_site_was_built(monkeypatch):
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from mode_banner import footer_text
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setenv(book.MODE_ENV, "real")
+    monkeypatch.delenv(book.IMAGES_ENV, raising=False)
+    monkeypatch.delenv(book.HUB_ENV, raising=False)
+    assert footer_text() == "Executed in real mode with each chapter's own benchmark image counts."
+    assert "pretrained OpenAI CLIP weights" in book.banner_html()
+    monkeypatch.setenv(book.IMAGES_ENV, "2")
+    monkeypatch.setenv(book.HUB_ENV, "local")
+    monkeypatch.setenv(book.TEMPLATES_ENV, "1")
+    text = footer_text()
+    assert "local test hub" in text and "SCLIP_BOOK_IMAGES=2" in text and "SCLIP_BOOK_TEMPLATES=1" in text
+    banner = book.banner_html()
+    assert "LOCAL TEST HUB" in banner and "pretrained" not in banner and "sclip-smoke-banner" not in banner
+
+
+def sl_templates():
+    from sclip_lib.text import OPENAI_IMAGENET_TEMPLATES
+
+    return tuple(OPENAI_IMAGENET_TEMPLATES)
+
+
+def test_templates_setting_caps_the_mode_templates(monkeypatch):
+    monkeypatch.setenv(book.MODE_ENV, "real")
+    monkeypatch.setenv(book.TEMPLATES_ENV, "1")
+    assert book.templates() == sl_templates()[:1]
+    assert "1 of the 80 prompt templates" in book.banner_html()
+    cfg = book.BookConfig("real", torch.device("cpu"), book.templates(), 336)
+    assert cfg.overrides == {"templates": book.templates()}  # real mode keeps each benchmark's short side
+    monkeypatch.setenv(book.MODE_ENV, "smoke")
+    monkeypatch.setenv(book.TEMPLATES_ENV, "5")
+    assert len(book.templates()) == book.SMOKE_TEMPLATES  # a cap, never more than the mode's
+    smoke = book.BookConfig("smoke", torch.device("cpu"), book.templates(), book.SMOKE_SHORT_SIDE)
+    assert smoke.overrides["short_side"] == book.SMOKE_SHORT_SIDE
+    monkeypatch.setenv(book.TEMPLATES_ENV, "0")
+    with pytest.raises(ValueError, match="positive number"):
+        book.templates()

@@ -1,5 +1,6 @@
-"""The built site in headless Chromium: figures render, no traceback in any output, the smoke banner in smoke mode,
-and, with the network cut, every equation typeset by the site's own MathJax.
+"""The built site in headless Chromium: figures render, no traceback in any output, the smoke banner in smoke mode
+(and on no page in real mode), the footer stating the mode and image counts, and, with the network cut, every
+equation typeset by the site's own MathJax.
 
 Runs after `make book` (scripts/build_book.py calls it); skipped with a reason when there is no built site,
 no Chromium or no playwright. Saves one screenshot per chapter, and one per display equation, under
@@ -46,6 +47,20 @@ def _mode() -> str:
     return path.read_text().strip() if path.exists() else "unknown"
 
 
+def _check_mode_marks(page, chapter: str) -> None:
+    """Smoke pages carry the smoke banner; real pages none; every page's footer states the image counts."""
+    body = page.inner_text("body")
+    if _mode() == "smoke":
+        assert page.locator(".sclip-smoke-banner").count() > 0, f"{chapter}: smoke banner missing from the page"
+        assert "SMOKE MODE" in body
+    elif _mode() == "real":
+        assert page.locator(".sclip-smoke-banner, .sclip-smoke-announcement").count() == 0, f"{chapter}: smoke banner"
+        assert "SMOKE MODE" not in body, f"{chapter}: a real-mode page says SMOKE MODE"
+    footer = page.inner_text(".sclip-build-footer")
+    images = (ROOT / "_build" / "book-images.txt").read_text().strip() if (ROOT / "_build" / "book-images.txt").exists() else ""
+    assert f"in {_mode()} mode" in footer and (f"SCLIP_BOOK_IMAGES={images}" if images else "own benchmark image counts") in footer
+
+
 @pytest.fixture(scope="module")
 def site():
     if not (HTML / "book" / "01_preface.html").exists():
@@ -90,9 +105,7 @@ def test_chapter_page(site, chapter):
             figures = page.eval_on_selector_all(".cell_output img", "els => els.filter(e => e.naturalWidth > 0).length")
             assert figures > 0, f"{chapter}: no rendered figure in any cell output"
 
-        if _mode() == "smoke":
-            assert page.locator(".sclip-smoke-banner").count() > 0, f"{chapter}: smoke banner missing from the page"
-            assert "SMOKE MODE" in page.inner_text("body")
+        _check_mode_marks(page, chapter)
     finally:
         page.close()
 

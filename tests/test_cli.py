@@ -33,9 +33,7 @@ def test_segment_writes_mask_and_overlay_in_smoke_mode(photo, tmp_path, capsys):
     assert np.asarray(overlay.convert("RGB"))[2, :60].mean(axis=0)[0] > 150  # the red smoke stamp
 
 
-def test_missing_weights_say_what_to_do(photo, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True, raising=False)
+def test_missing_weights_say_what_to_do(photo, tmp_path, capsys, monkeypatch, offline):
     monkeypatch.delenv("SCLIP_CHECKPOINT_DIR", raising=False)
     code = main(["segment", str(photo), "--classes", "cat", "--model", "ViT-B-32", "--device", "cpu"])
     err = capsys.readouterr().err

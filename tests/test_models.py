@@ -89,9 +89,7 @@ def test_official_name_with_wrong_hash_is_refused_but_loads_by_explicit_path(tmp
     assert same_weights(model, vit_b32)
 
 
-def test_unreachable_hub_names_model_cause_and_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True, raising=False)
+def test_unreachable_hub_names_model_cause_and_fix(monkeypatch, tmp_path, offline):
     monkeypatch.delenv(sl.CHECKPOINT_DIR_ENV, raising=False)
     with pytest.raises(sl.WeightsError) as err:
         sl.load_clip("ViT-B-16", "openai", cache_dir=str(tmp_path))

@@ -2,7 +2,8 @@
 
 Sources, one code path each:
 
-- the hub (default): ``datasets.load_dataset(repo, name=config, revision=..., split=..., streaming=True)``;
+- the hub (default): ``datasets.load_dataset(repo, revision=..., data_files={split: pattern}, split=...,
+  streaming=True)``;
 - a local copy in the hub repo's own layout (its parquet files): the same ``load_dataset`` call on the
   folder, with the repo's ``data_files`` pattern;
 - the benchmark's original folder layout (``layouts.py``).
@@ -231,8 +232,12 @@ def _open_dataset(bench: Benchmark, hub: HubSource, folder: Path | None):
 
     try:
         if folder is None:
+            # The split's own files, named as in the local case: at refs/convert/parquet the repo is plain
+            # parquet folders with no config metadata (name= has nothing to select, and the inferred split
+            # patterns take every config's files and rename 'val' to 'validation').
             return datasets.load_dataset(
-                hub.repo, name=hub.config, revision=hub.revision, split=hub.split, streaming=True
+                hub.repo, revision=hub.revision, data_files={hub.split: hub.data_files}, split=hub.split,
+                streaming=True,
             )
         if not list(folder.glob(hub.data_files)):
             raise BenchmarkSourceError(

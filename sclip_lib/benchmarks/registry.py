@@ -30,8 +30,15 @@ class UnknownBenchmarkError(KeyError):
 class HubSource:
     """A Hugging Face dataset repo: what ``datasets.load_dataset`` needs, and where its parquet files lie.
 
-    ``data_files`` is the glob (relative to the repo root) of the split's parquet files: a local copy
-    in the repo's own layout is found by it.
+    ``data_files`` is the glob (relative to the repo root) of the split's parquet files. It is passed to
+    ``load_dataset`` for the hub too, so it alone selects the split's files: in a parquet-converted repo
+    (``revision="refs/convert/parquet"``) the config is just the first folder of that path and the split
+    is named by the folder, with no metadata for ``name=`` to select. A local copy in the repo's own layout
+    is found by the same glob.
+
+    What is known of the repo's schema and layout (``schema``) is what the test suite's local hub
+    (``sclip_lib/testing/hub_repos.py``) serves, so the two can only change together: ``mask_mode`` is the
+    PIL mode of the stored masks, ``siblings`` the repo's other parquet paths (other splits and configs).
     """
 
     repo: str
@@ -40,11 +47,14 @@ class HubSource:
     mask_column: str
     data_files: str
     revision: str | None = None
-    config: str | None = None
     note: str = ""
+    mask_mode: str = "L"
+    schema: str = "guess: file layout, columns and mask encoding not checked against the hub copy"
+    siblings: tuple[str, ...] = ()
 
     def describe(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v}
+        keep = ("repo", "split", "image_column", "mask_column", "data_files", "revision", "note")
+        return {k: getattr(self, k) for k in keep if getattr(self, k)}
 
 
 @dataclass(frozen=True)
@@ -120,10 +130,17 @@ def _settings(short_side: int, logit_scale: float, prob_thd: float = 0.0, area_t
     return Settings(short_side=short_side, logit_scale=logit_scale, prob_thd=prob_thd, area_thd=area_thd)
 
 
-_VOC_HUB = HubSource("nateraw/pascal-voc-2012", "val", "image", "mask", "data/val-*.parquet")
+_VOC_HUB = HubSource(
+    "nateraw/pascal-voc-2012", "val", "image", "mask", "data/val-*.parquet", mask_mode="P",
+    schema="card: columns image and mask (both Image), splits train/val, 1449 val rows; guess: the parquet "
+           "file names and palette ('P') masks as in VOC's SegmentationClass",
+    siblings=("data/train-00000-of-00001.parquet",),
+)
 _COCO_HUB = HubSource(
     "GATE-engine/COCOStuff164K", "val", "image", "mask", "default/val/*.parquet", revision="refs/convert/parquet",
     note="~2.4 GB for the 5000 val images; masks are expected to be the official stuff-thing maps",
+    schema="guess: config 'default', split folder 'val', columns image and mask, grey ('L') stuff-thing maps",
+    siblings=("default/train/0000.parquet",),
 )  # fmt: skip
 _NO_CONTEXT_HUB = None  # PASCAL Context: no usable hub copy; pass source= a local folder
 
@@ -146,13 +163,20 @@ _BENCHMARKS = [
               _settings(560, 40), False,
               HubSource("Chris1/cityscapes", "validation", "image", "semantic_segmentation",
                         "data/validation-*.parquet",
-                        note="the Cityscapes licence forbids redistribution: load it, never ship it"),
+                        note="the Cityscapes licence forbids redistribution: load it, never ship it",
+                        schema="guess: columns image and semantic_segmentation, grey ('L') label-id masks, "
+                               "parquet files under data/",
+                        siblings=("data/train-00000-of-00001.parquet",)),
               "cityscapes", 32.2, 32.34),
     Benchmark("ade20k", "ADE20K (SceneParse150) val, 150 classes", "ADE", 2000, L.reduce_zero_label(150),
               _settings(336, 40), False,
               HubSource("zhoubolei/scene_parse_150", "validation", "image", "annotation",
                         "scene_parsing/validation/*.parquet", revision="refs/convert/parquet",
-                        config="scene_parsing"),
+                        note="the main branch holds a loading script, which datasets no longer runs",
+                        schema="card: configs scene_parsing and instance_segmentation, columns image and "
+                               "annotation; the converter's layout <config>/<split>/NNNN.parquet; guess: "
+                               "grey ('L') annotations 0..150 as in ADEChallengeData2016",
+                        siblings=("scene_parsing/train/0000.parquet", "instance_segmentation/validation/0000.parquet")),
               "ade20k", 16.1, 16.45),
 ]  # fmt: skip
 
