@@ -223,8 +223,9 @@ _MASKCLIP = Protocol(
     differences=(
         "MaskCLIP's text embeddings were precomputed by its prompt_engineering.py with OpenAI's clip package; "
         "here they are computed with open_clip from the same names and 85 templates",
-        "MaskCLIP ran mmcv's LayerNorm-based ViT port of the OpenAI weights in fp32; here open_clip's "
-        "model (fp16 autocast on CUDA)",
+        "MaskCLIP ran an mmcv ViT port of the OpenAI weights in fp32 with exact GELU and LayerNorm eps 1e-6 "
+        "(configs/_base_/models/maskclip_vit16.py; the weights were trained with QuickGELU, eps 1e-5); here "
+        "open_clip's model with its own activations (fp16 autocast on CUDA)",
         "MaskCLIP evaluated no ViT-B/16 model on VOC21, Context60, COCO-Object or ADE20K: the protocol covers "
         "voc20, context59, coco_stuff and cityscapes only",
     ),
