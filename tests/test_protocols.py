@@ -147,6 +147,9 @@ def test_summary_rows_name_the_protocol_and_leave_other_protocols_blank():
     assert [r["protocol"] for r in rows] == ["naclip", "sclip", "custom"]
     assert (rows[0]["paper"], rows[0]["released code"]) == (58.9, 64.07)
     assert rows[1]["paper"] is None and rows[2]["paper"] is None
+    # results files of the same method under two protocols do not overwrite each other
+    assert result("voc21", "naclip", "naclip", None, None).stem() == "voc21_naclip_unknown_naclip"
+    assert result("voc21", "naclip", "sclip", None, None).stem() == "voc21_naclip_unknown"
 
 
 def test_released_numbers_are_the_authors_readmes():

@@ -62,8 +62,8 @@ class Benchmark:
     has_background: bool
     hub: HubSource | None
     layout: str  # the original folder layout understood by ``source=`` (see layouts.py)
-    paper_miou: float  # SCLIP, paper (reference section 5)
-    released_miou: float  # SCLIP, authors' README with the released code
+    paper_miou: float  # SCLIP, paper, from the project's reference (section 5); not checked against the paper here
+    released_miou: float  # SCLIP, wangf3014/SCLIP README "Results" (released code)
     class_file: str = field(default="")
 
     @cached_property
