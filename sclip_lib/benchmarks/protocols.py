@@ -205,7 +205,8 @@ _NACLIP = Protocol(
 # configs/_base_/datasets/pascal_voc12_aug_20.py and coco-stuff164k.py resize to img_scale (2048, 512),
 # pascal_context_59.py to (520, 520), configs/maskclip/maskclip_vit16_1024x512_cityscapes.py to
 # (1024, 512), all keep_ratio; ImageNet mean/std; pos_embed resized to an explicit size
-# (resize_pos_embed); argmax of the cosine logits, no thresholds.
+# (resize_pos_embed); argmax of the cosine logits, no thresholds. The argmax ignores the logit scale;
+# 100 (the scale of MaskClipHead.refine_output) only shapes Segmenter.probabilities().
 _MASK_BASE = Settings(short_side=512, long_side=2048, inference="whole", logit_scale=100.0,
                       pos_resize="size", mean=IMAGENET_MEAN, std=IMAGENET_STD)  # fmt: skip
 _MASKCLIP = Protocol(
