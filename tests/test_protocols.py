@@ -120,7 +120,8 @@ def test_an_override_that_changes_the_numbers_leaves_the_protocol(vit_b16):
 def result(benchmark, attention, protocol, paper, released):
     return EvalResult(
         benchmark=benchmark, title="", miou=50.0, iou=[50.0], class_names=["x"], num_images=1, num_pixels=1,
-        seconds_per_image=1.0, text_seconds=0.0, total_seconds=1.0, settings={"attention": attention},
+        seconds_per_image=1.0, text_seconds=0.0, total_seconds=1.0,
+        settings={"attention": attention, "protocol": protocol},
         data={}, paper_miou=paper, released_miou=released, untrained=False, protocol=protocol,
     )  # fmt: skip
 

@@ -280,8 +280,10 @@ def test_cuda_fp16_pamr_output_is_cast_to_half_before_the_softmax(vit_b32, monke
     img = np.random.default_rng(5).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     seg = sl.Segmenter(vit_b32, CLASSES, templates=ONE_TEMPLATE, device="cuda", short_side=64, pamr=True)
     seen = []
-    real = sl.segmenter.class_probabilities
-    monkeypatch.setattr(sl.segmenter, "class_probabilities", lambda logits, *a: seen.append(logits.dtype) or real(logits, *a))
+    from sclip_lib import postprocess
+
+    real = postprocess.class_probabilities
+    monkeypatch.setattr(postprocess, "class_probabilities", lambda logits, *a: seen.append(logits.dtype) or real(logits, *a))
     probs = seg.probabilities(img)
     assert seen == [torch.float16] and probs.dtype == torch.float32
     rgb, x = seg.preprocess(img)
