@@ -86,9 +86,18 @@ def vanilla(q, k, v, ctx):
     return _attend(q @ k.transpose(-2, -1) * ctx.scale, v)
 
 
-@register_attention("maskclip", keep_residual=False)
+@register_attention("maskclip", keep_residual=True)
 def maskclip(q, k, v, ctx):
-    """MaskCLIP: identity attention, every token keeps its own value."""
+    """MaskCLIP: identity attention (every token keeps its own value), residual and MLP kept."""
+    # chongzhou96/MaskCLIP, mmseg/models/backbones/vit.py, TransformerEncoderLayer.forward(return_qkv=True):
+    # v = out_proj(v_proj(ln_1(x))) + x, then v + ffn(ln_2(v)); the block's residual and FFN stay.
+    return v
+
+
+@register_attention("maskclip_no_residual", keep_residual=False)
+def maskclip_no_residual(q, k, v, ctx):
+    """MaskCLIP as ClearCLIP re-implements it: identity attention without the last block's residual and MLP."""
+    # mc-lan/ClearCLIP, open_clip/transformer.py, custom_attn(model_type='MaskCLIP') with ignore_residual=True
     return v
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "BookConfig",
     "mode",
     "is_smoke",
+    "check",
     "building",
     "setup",
     "device",
@@ -138,6 +139,22 @@ def glue(name: str, value, display: bool = False):
         return value
     _glue(name, value, display=display)
     return value
+
+
+def check(claim: str, holds: bool) -> bool:
+    """Check a statement the prose makes about pretrained weights against this build's numbers.
+
+    Real mode: an ``AssertionError`` naming the claim when the data disagree, so a real build fails
+    loudly instead of printing text its own numbers contradict. Smoke mode: untrained weights can show
+    nothing, so the check is skipped with a visible note.
+    """
+    if is_smoke():
+        print(f"[smoke mode: check skipped, it needs pretrained weights] {claim}")
+        return False
+    if not holds:
+        raise AssertionError(f"this build's numbers contradict the text: {claim}")
+    print(f"[checked on this build's numbers] {claim}")
+    return True
 
 
 def banner_html() -> str:

@@ -13,7 +13,28 @@ from torch import nn
 
 from .attention import ATTENTIONS, AttentionContext, AttentionVariant, attention_weights
 
-__all__ = ["DenseEncoder"]
+__all__ = ["DenseEncoder", "POS_RESIZE_RULES", "resize_positional_embedding"]
+
+# How the learned positional embedding is resized to another patch grid:
+# "scale_factor": the rule of the CLIP code that SCLIP, ClearCLIP and NACLIP ship (``clip/model.py`` /
+#     ``open_clip/transformer.py``, ``interpolate_pos_encoding``): bicubic with
+#     ``scale_factor=(g + 0.1) / G`` per axis. The output has g entries, but the sampling grid is that
+#     of a (g + 0.1)-long axis, slightly shifted from an exact g-point resize.
+# "size": an explicit output size (MaskCLIP's ``resize_pos_embed`` in ``mmseg/models/backbones/vit.py``).
+POS_RESIZE_RULES = ("scale_factor", "size")
+
+
+def resize_positional_embedding(patches: torch.Tensor, grid: tuple[int, int], rule: str = "scale_factor") -> torch.Tensor:
+    """Bicubically resize a ``(1, dim, G0, G1)`` patch positional embedding to ``grid`` by ``rule``."""
+    if rule == "size":
+        return F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
+    if rule != "scale_factor":
+        raise ValueError(f"unknown positional-embedding resize rule {rule!r}; use one of {POS_RESIZE_RULES}")
+    scale = tuple((g + 0.1) / G for g, G in zip(grid, patches.shape[-2:]))
+    out = F.interpolate(patches, scale_factor=scale, mode="bicubic", align_corners=False, recompute_scale_factor=False)
+    if tuple(out.shape[-2:]) != tuple(grid):  # the +0.1 keeps floor() from rounding an axis down
+        raise RuntimeError(f"positional embedding resized to {tuple(out.shape[-2:])}, expected {grid}")
+    return out
 
 
 class DenseEncoder(nn.Module):
@@ -23,8 +44,11 @@ class DenseEncoder(nn.Module):
     CLS first. ``dense_features(images)`` returns the L2-normalised patch features ``(B, dim, h, w)``.
     """
 
-    def __init__(self, model: nn.Module, attention: str = "sclip") -> None:
+    def __init__(self, model: nn.Module, attention: str = "sclip", pos_resize: str = "scale_factor") -> None:
         super().__init__()
+        if pos_resize not in POS_RESIZE_RULES:
+            raise ValueError(f"pos_resize must be one of {POS_RESIZE_RULES}, got {pos_resize!r}")
+        self.pos_resize = pos_resize
         visual = getattr(model, "visual", model)
         _check_supported(visual)
         self.visual = visual
@@ -42,7 +66,11 @@ class DenseEncoder(nn.Module):
         return height // self.patch_size[0], width // self.patch_size[1]
 
     def positional_embedding(self, grid: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-        """The model's positional embedding, bicubically resized to ``grid`` (CLS entry unchanged)."""
+        """The model's positional embedding, bicubically resized to ``grid`` (CLS entry unchanged).
+
+        The resize follows ``self.pos_resize`` (see :data:`POS_RESIZE_RULES`); the native grid is
+        returned unchanged.
+        """
         pos = self.visual.positional_embedding
         key = (grid, dtype, pos.device, pos._version)
         if key not in self._pos_cache:
@@ -50,7 +78,7 @@ class DenseEncoder(nn.Module):
             g0, g1 = self.visual.grid_size
             if (g0, g1) != grid:
                 patches = patches.reshape(1, g0, g1, -1).permute(0, 3, 1, 2).float()
-                patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
+                patches = resize_positional_embedding(patches, grid, self.pos_resize)
                 patches = patches.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
             self._pos_cache = {key: torch.cat([cls, patches.to(pos.dtype)]).to(dtype)}  # one grid at a time
         return self._pos_cache[key]

@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .benchmarks import PAPER_ORDER, Benchmark, BenchmarkData, get_benchmark, load_benchmark
+from .benchmarks import PAPER_ORDER, Benchmark, BenchmarkData, get_benchmark, get_protocol, load_benchmark
 from .benchmarks.loading import SAMPLE_ERRORS, BadSample
 from .files import check_output_folder, write_atomic
 from .metrics import MeanIoU
@@ -60,8 +60,8 @@ class EvalResult:
     total_seconds: float
     settings: dict  # Segmenter.describe(): attention, weights, thresholds, ...
     data: dict  # source and subset
-    paper_miou: float  # SCLIP as published (reference section 5)
-    released_miou: float  # SCLIP with the authors' released code
+    paper_miou: float | None  # the method's paper number under this run's protocol; None: not comparable
+    released_miou: float | None  # the method's number with its authors' released code, same protocol
     untrained: bool
     model: str = "unknown"  # e.g. ViT-B-16-openai, ViT-B-16-untrained
     warning: str | None = None
@@ -69,6 +69,8 @@ class EvalResult:
     created: str = ""
     versions: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)  # [{"name", "error"}] of samples left out (skip_bad)
+    protocol: str | None = None  # the protocol the run followed (None: custom settings)
+    published_source: str = ""  # where paper_miou and released_miou were read
 
     @property
     def num_classes(self) -> int:
@@ -123,7 +125,7 @@ class EvalResult:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         names = {f.name for f in fields(cls)}
         missing = names - set(d)
-        if missing - {"model", "warning", "device", "created", "versions", "skipped"}:
+        if missing - {"model", "warning", "device", "created", "versions", "skipped", "protocol", "published_source"}:
             raise ValueError(f"{path} is not an evaluation result: missing {sorted(missing)}")
         d = {k: v for k, v in d.items() if k in names}
         d["iou"] = [float("nan") if v is None else float(v) for v in d["iou"]]
@@ -132,8 +134,10 @@ class EvalResult:
 
 
 def result_stem(benchmark: str, settings: dict, model: str, limit: int | None) -> str:
-    """The file name stem of a run: benchmark, attention, model, PAMR, subset."""
+    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, subset."""
     parts = [benchmark, settings.get("attention", "?"), model]
+    if settings.get("protocol") not in (None, "sclip"):  # SCLIP's protocol keeps the earlier names
+        parts.append(settings["protocol"])
     if settings.get("pamr"):
         parts.append("pamr")
     if limit is not None:
@@ -155,6 +159,7 @@ def evaluate(
     resume: bool = False,
     skip_bad: bool = False,
     save_every: int = 5,
+    protocol: str = "sclip",
     **overrides,
 ) -> EvalResult:
     """Evaluate a segmenter on a benchmark; returns an :class:`EvalResult`, saved to ``out`` if given.
@@ -179,6 +184,9 @@ def evaluate(
         skip_bad: leave out samples that cannot be read or hold out-of-range labels, and list them in
             the result (``skipped``); off by default, so a bad sample stops the run.
         save_every: save progress every this many images (with ``out``).
+        protocol: for a method name, whose evaluation protocol to follow (``"sclip"``, ``"clearclip"``,
+            ``"naclip"``, ``"maskclip"``; :data:`sclip_lib.benchmarks.PROTOCOLS`). The result carries the
+            method's published number only when the run follows that method's own protocol.
         **overrides: for a method name, passed to the Segmenter (``templates=``, ``pamr=True``, ...).
     """
     if resume and out is None:
@@ -189,7 +197,7 @@ def evaluate(
     device = distributed.local_device(device)
     data = benchmark if isinstance(benchmark, BenchmarkData) else None
     bench = data.benchmark if data is not None else get_benchmark(benchmark)
-    seg = _segmenter(segmenter_or_method, bench, model, device, overrides)
+    seg = _segmenter(segmenter_or_method, bench, model, device, protocol, overrides)
     folder = check_output_folder(out) if out is not None else None  # before any data or compute
     if data is None:
         data = load_benchmark(bench, limit=limit, source=source, workers=workers)
@@ -262,8 +270,7 @@ def evaluate(
         total_seconds=time.perf_counter() - start,
         settings=settings,  # as JSON stores it, so a reloaded result compares equal
         data=described,
-        paper_miou=bench.paper_miou,
-        released_miou=bench.released_miou,
+        **_published(seg, bench),
         untrained=seg.untrained,
         model=_model_tag(seg),
         warning=SMOKE_WARNING if seg.untrained else None,
@@ -353,11 +360,26 @@ def _image_of(sample):
     return None if isinstance(sample, BadSample) else sample.image
 
 
-def _segmenter(method, bench: Benchmark, model, device, overrides: dict) -> Segmenter:
+def _published(seg: Segmenter, bench: Benchmark) -> dict:
+    """The method's published numbers, only if ``seg`` runs that method under the method's own protocol."""
+    none = {"paper_miou": None, "released_miou": None, "protocol": seg.protocol, "published_source": ""}
+    if seg.protocol is None:
+        return none
+    proto = get_protocol(seg.protocol)
+    if proto.method != seg.attention:
+        return none
+    paper, released = proto.numbers(bench)
+    sources = [f"{label}: {p.source}" for label, p in (("paper", paper), ("released", released)) if p]
+    return {"paper_miou": paper.miou if paper else None, "released_miou": released.miou if released else None,
+            "protocol": seg.protocol, "published_source": "; ".join(sources)}  # fmt: skip
+
+
+def _segmenter(method, bench: Benchmark, model, device, protocol: str, overrides: dict) -> Segmenter:
     if isinstance(method, Segmenter):
-        if model is not None or overrides:
+        if model is not None or overrides or protocol != "sclip":
             raise ValueError(
-                "a Segmenter carries its own model and settings: pass model=/settings only with a method name, "
+                "a Segmenter carries its own model and settings: pass model=, protocol= or settings only with a "
+                "method name, "
                 f"e.g. evaluate('sclip', {bench.name!r}, model=model, pamr=True)"
             )
         if device is not None and torch.device(device) != method.device:
@@ -375,7 +397,7 @@ def _segmenter(method, bench: Benchmark, model, device, overrides: dict) -> Segm
         raise ValueError(f"evaluate({method!r}, ...) needs model=: the open_clip model to build the Segmenter from")
     if device is not None:
         overrides["device"] = device
-    return bench.segmenter(model, method, **overrides)
+    return bench.segmenter(model, method, protocol=protocol, **overrides)
 
 
 def _plain(d: dict) -> dict:
@@ -401,14 +423,17 @@ def _versions() -> dict:
 
 # -- tables -------------------------------------------------------------------------------------
 def summary_rows(results: list[EvalResult]) -> list[dict]:
-    """One row per result in the paper's column order (VOC21, C60, Obj, VOC20, C59, Stuff, City, ADE),
-    with the paper's SCLIP numbers beside ours."""
+    """One row per result in the paper's column order (VOC21, C60, Obj, VOC20, C59, Stuff, City, ADE).
+
+    Each row names the protocol it ran under and shows the method's published numbers only when that
+    protocol is the method's own (empty otherwise: another protocol's number is not like for like)."""
     order = {name: i for i, name in enumerate(PAPER_ORDER)}
     rows = []
     for r in sorted(results, key=lambda r: order.get(r.benchmark, len(order))):
         rows.append({
             "benchmark": get_benchmark(r.benchmark).column,
             "attention": r.attention,
+            "protocol": r.protocol or "custom",
             "images": r.num_images,
             "mIoU": round(r.miou, 2),
             "paper": r.paper_miou,

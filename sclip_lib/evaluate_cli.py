@@ -18,7 +18,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers) -> None:
     """Add the ``evaluate`` subcommand to an ``argparse`` subparsers object."""
-    from .benchmarks import PAPER_ORDER
+    from .benchmarks import PAPER_ORDER, PROTOCOLS
     from .cli import nonnegative_int, positive_int
 
     p = subparsers.add_parser(
@@ -31,19 +31,24 @@ def add_parser(subparsers) -> None:
                    help=f"benchmark name(s), repeatable or comma separated; 'all' for {', '.join(PAPER_ORDER)}")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N images of each split only")
     p.add_argument("--attention", default="sclip", help="last-block attention variant (default: sclip)")
+    p.add_argument("--protocol", default="sclip", choices=tuple(PROTOCOLS),
+                   help="whose evaluation protocol: settings, class files, templates (default: sclip). A "
+                   "method's published number is shown only beside a run under its own protocol")
     p.add_argument("--model", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)")
     p.add_argument("--pretrained", default=None,
                    help="open_clip pretrained tag or a local checkpoint file (default: openai)")
     p.add_argument("--allow-untrained", action="store_true",
                    help="use untrained random weights when --pretrained is not given (smoke test only)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--pamr", action="store_true", help="refine with PAMR (the paper's 'with PAMR' setting)")
+    p.add_argument("--pamr", action="store_true",
+                   help="refine with PAMR (SCLIP's 'with PAMR' setting; the naclip protocol has it on already)")
     p.add_argument("--source", action="append", default=[], metavar="[NAME=]PATH",
                    help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable")
     p.add_argument("--out", default="results", type=Path, help="results folder (default: results/)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="windows per encoder call (default 16)")
-    p.add_argument("--templates", choices=("openai", "one"), default="openai",
-                   help="prompt templates: the paper's 80 (default) or one ('a photo of a {}.', quick smoke runs)")
+    p.add_argument("--templates", choices=("protocol", "openai", "one"), default="protocol",
+                   help="prompt templates: the protocol's (default; the 80 OpenAI ImageNet templates, 85 for "
+                   "maskclip), 'openai' (the 80 under any protocol) or one ('a photo of a {}.', smoke runs)")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="image decoding threads (default 2; 0: none)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from the progress it saved in --out (same arguments)")
@@ -53,7 +58,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sclip evaluate``; returns the exit status (0 ok, 2 bad input or data)."""
-    from .benchmarks import BenchmarkSourceError, get_benchmark
+    from .benchmarks import BenchmarkSourceError, get_benchmark, get_protocol
     from .evaluate import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
 
     from .cli import pretrained_arg, resolve_device
@@ -63,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         # unknown names, bad devices and unwritable folders fail here, before the model loads
         names = list(dict.fromkeys(get_benchmark(n).name for n in _benchmark_names(args.benchmark)))
         sources = _sources(args.source, names)
+        protocol = get_protocol(args.protocol)
+        for name in names:  # a protocol that does not cover a benchmark fails here, before the model loads
+            protocol.settings_for(get_benchmark(name))
         device = str(resolve_device(args.device))  # a plain string, as results record it
         check_output_folder(args.out)
     except (KeyError, ValueError) as e:
@@ -72,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from .models import WeightsError, load_clip
     from .text import OPENAI_IMAGENET_TEMPLATES
 
-    overrides = {"templates": ("a photo of a {}.",) if args.templates == "one" else OPENAI_IMAGENET_TEMPLATES}
+    chosen = {"one": ("a photo of a {}.",), "openai": OPENAI_IMAGENET_TEMPLATES}.get(args.templates)
+    overrides = {} if chosen is None else {"templates": chosen}
     if args.pamr:
         overrides["pamr"] = True
     if args.batch_size is not None:
@@ -85,11 +94,12 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             result = evaluate(args.attention, name, model=model, limit=args.limit, source=sources.get(name),
                               device=device, out=args.out, workers=args.workers, resume=args.resume,
-                              skip_bad=args.skip_bad, **overrides)  # fmt: skip
+                              skip_bad=args.skip_bad, protocol=args.protocol, **overrides)  # fmt: skip
             results.append(result)
             if not shard.is_main:  # every process returns the same result; rank 0 prints and writes it
                 continue
-            print(f"{name}: mIoU {result.miou:.2f} on {result.num_images} images -> {args.out / result.stem()}.json")
+            print(f"{name} ({result.protocol or 'custom'} protocol): mIoU {result.miou:.2f} on "
+                  f"{result.num_images} images -> {args.out / result.stem()}.json")
             for bad in result.skipped:
                 print(f"  skipped {bad['name']}: {bad['error']}", file=sys.stderr)
     except (KeyError, ValueError, TypeError, BenchmarkSourceError, WeightsError, OSError,

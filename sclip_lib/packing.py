@@ -25,7 +25,6 @@ import torch
 
 from .benchmarks.loading import _prefetch
 from .segmenter import Segmenter, add_windows
-from .windows import sliding_windows
 
 __all__ = ["predict_packed"]
 
@@ -72,7 +71,7 @@ def predict_packed(
             rgb, x = seg.preprocess(picture)
         except errors as err:
             return item, err
-        return _Image(item, rgb, x, sliding_windows(*x.shape[-2:], s.crop, s.stride))
+        return _Image(item, rgb, x, seg.windows(*x.shape[-2:]))
 
     images: deque = deque()  # prepared, not yet returned, in input order
     queue: deque[tuple[_Image, tuple[int, int, int, int]]] = deque()  # windows not yet encoded
@@ -103,7 +102,7 @@ def predict_packed(
     def finished() -> Iterator[tuple[T, torch.Tensor | BaseException | None]]:
         while images and (isinstance(images[0], tuple) or images[0].done == len(images[0].windows)):
             img = images.popleft()
-            yield img if isinstance(img, tuple) else (img.item, seg.labels_from_logits(img.rgb, img.canvas / img.count))
+            yield img if isinstance(img, tuple) else (img.item, seg.labels_from_logits(img.rgb, img.x, img.canvas / img.count))
 
     for img in _prefetch(prepare, items, prefetch):
         images.append(img)

@@ -7,9 +7,12 @@ for pixel i and neighbour j (8 neighbours at each dilation),
     alpha_ij = softmax_j(kappa_ij)
     m_i     <- sum_j alpha_ij m_j            (repeated ``iterations`` times)
 
-where sigma_i is the standard deviation of the image over pixel i and its neighbours. Borders are
-replicated. Dividing by the local deviation makes the affinity invariant to each channel's scale and
-offset, so raw or CLIP-normalised images give the same refinement.
+Borders are replicated. sigma_i is the (unbiased) standard deviation of each colour channel over the
+3x3 window around pixel i at every dilation, all windows together: 9 values per dilation, so the
+centre pixel is counted once per dilation. That is the authors' formulation (the SCLIP and NACLIP
+repositories ship it as ``pamr.py``, ``LocalStDev`` over the dilated 3x3 kernels); it was checked
+against it in ``tests/test_pamr.py``. Dividing by the local deviation makes the affinity invariant to
+each channel's scale and offset, so raw or CLIP-normalised images give the same affinities.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from torch import nn
 
 __all__ = ["PAMR"]
 
+_RING = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
 
 def _offsets(dilations) -> list[tuple[int, int]]:
-    return [(dy * d, dx * d) for d in dilations for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    return [(dy * d, dx * d) for d in dilations for dy, dx in _RING]
 
 
 def _shifted(x: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
@@ -37,7 +42,7 @@ class PAMR(nn.Module):
     def __init__(self, iterations: int = 10, dilations: tuple[int, ...] = (8, 16)) -> None:
         super().__init__()
         if iterations < 1 or not dilations or min(dilations) < 1:
-            raise ValueError("PAMR needs iterations >= 1 and positive dilations")
+            raise ValueError("PAMR needs iterations >= 1 and positive dilations, e.g. PAMR(10, (8, 16))")
         self.iterations = iterations
         self.dilations = tuple(dilations)
 
@@ -45,10 +50,13 @@ class PAMR(nn.Module):
     def affinity(self, image: torch.Tensor) -> torch.Tensor:
         """Normalised affinities ``(B, P, H, W)``, one plane per neighbour offset, summing to 1 over P."""
         pad = max(self.dilations)
-        padded = F.pad(image.float(), [pad] * 4, mode="replicate")
+        image = image.float()
+        padded = F.pad(image, [pad] * 4, mode="replicate")
         neighbours = torch.stack([_shifted(padded, dy, dx, pad) for dy, dx in _offsets(self.dilations)], dim=2)
-        sigma = torch.cat([image.float()[:, :, None], neighbours], dim=2).std(dim=2, keepdim=True)
-        kappa = -(image.float()[:, :, None] - neighbours).abs() / (1e-8 + 0.1 * sigma)
+        # each dilation's 3x3 window holds the centre too: len(dilations) copies of it in the deviation
+        centres = image[:, :, None].expand(-1, -1, len(self.dilations), -1, -1)
+        sigma = torch.cat([centres, neighbours], dim=2).std(dim=2, keepdim=True)
+        kappa = -(image[:, :, None] - neighbours).abs() / (1e-8 + 0.1 * sigma)
         return kappa.mean(dim=1).softmax(dim=1)
 
     @torch.no_grad()

@@ -46,9 +46,13 @@ def upsample_rows(logits: torch.Tensor, size: tuple[int, int], rows: slice | Non
 def class_probabilities(logits: torch.Tensor, query_to_class: torch.Tensor, logit_scale: float) -> torch.Tensor:
     """Softmax over all queries of ``logit_scale * logits``, then each class takes its synonyms' max.
 
-    ``logits`` is ``(num_queries, ...)``; the result is ``(num_classes, ...)``.
+    ``logits`` is ``(num_queries, ...)``; the result is ``(num_classes, ...)``, float32. fp16 logits
+    are scaled and softmaxed in fp16, as the authors' code does with PAMR's fp16 output.
     """
-    probs = (logits.float() * logit_scale).softmax(dim=0)
+    if logits.dtype == torch.float16:
+        probs = (logits * logit_scale).softmax(dim=0).float()
+    else:
+        probs = (logits.float() * logit_scale).softmax(dim=0)
     num_classes = int(query_to_class.max()) + 1
     if num_classes == probs.shape[0]:
         return probs

@@ -2,6 +2,9 @@
 
     resize -> sliding windows (batched) -> dense features -> cosine with text -> merge windows
            -> upsample to the original size -> [PAMR] -> softmax -> synonym max -> thresholds
+
+``inference="whole"`` replaces the sliding windows by one pass over the whole resized image (NACLIP's
+VOC protocol, MaskCLIP's), with the positional embedding resized to its patch grid.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoder import DenseEncoder
+from .encoder import POS_RESIZE_RULES, DenseEncoder
 from .images import as_image_tensor, normalize, resize_to_fit, resized_size
 from .models import weights_info
 from .pamr import PAMR
@@ -29,6 +32,12 @@ from .windows import sliding_windows
 __all__ = ["Segmenter", "Settings"]
 
 _UPSAMPLE_ELEMENTS = 1 << 24  # ~64 MB of float32 window logits per interpolate call
+INFERENCE_MODES = ("slide", "whole")
+# What PAMR takes its affinities from. "network": the CLIP-normalised, resized network input,
+# bilinearly upsampled to the original size, as the SCLIP and NACLIP code do (clip_segmentor.py
+# forward_slide / naclip.py predict). "original": the original image in [0, 1] (sharper edges; this
+# project's earlier behaviour, kept as an option).
+PAMR_IMAGES = ("network", "original")
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,12 @@ class Settings:
     pamr: bool = False
     pamr_iterations: int = 10
     pamr_dilations: tuple[int, ...] = (8, 16)
+    pamr_image: str = "network"  # see PAMR_IMAGES
     batch_size: int = 16  # windows per encoder call
+    inference: str = "slide"  # "slide" windows, or "whole": one pass over the resized image
+    pos_resize: str = "scale_factor"  # positional-embedding resize rule, see encoder.POS_RESIZE_RULES
+    mean: tuple[float, float, float] | None = None  # image normalisation; None: the model's own
+    std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         # every check here runs at construction, before any compute, and names the argument
@@ -70,6 +84,10 @@ class Settings:
             raise ValueError(f"prob_thd must lie in [0, 1], got {self.prob_thd}")
         if self.area_thd is not None and not 0 <= self.area_thd <= 1:
             raise ValueError(f"area_thd must lie in [0, 1] or be None, got {self.area_thd}")
+        for name, allowed in (("inference", INFERENCE_MODES), ("pamr_image", PAMR_IMAGES),
+                              ("pos_resize", POS_RESIZE_RULES)):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {getattr(self, name)!r}")
 
 
 class Segmenter:
@@ -114,7 +132,7 @@ class Segmenter:
             )
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
-        self.encoder = DenseEncoder(model, attention)
+        self.encoder = DenseEncoder(model, attention, pos_resize=self.settings.pos_resize)
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in ("fp16", "fp32"):
             raise ValueError(f"precision must be 'fp16' or 'fp32', got {self.precision!r}")
@@ -123,10 +141,11 @@ class Segmenter:
         if self.untrained:
             warnings.warn("Segmenter on UNTRAINED weights: smoke mode, its masks are not meaningful", stacklevel=2)
         visual = model.visual
-        self.mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
-        self.std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+        self.mean = self.settings.mean or getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+        self.std = self.settings.std or getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
         self._pamr = PAMR(self.settings.pamr_iterations, self.settings.pamr_dilations)
         self._text: torch.Tensor | None = None
+        self.protocol: str | None = None  # set by Benchmark.segmenter when built under a protocol
 
     # -- facts ----------------------------------------------------------------------------------
     @property
@@ -149,6 +168,7 @@ class Segmenter:
         """Every setting that shapes the output, for results files."""
         return {
             "attention": self.attention,
+            "protocol": self.protocol,
             "weights": self.weights.describe() if self.weights else "unknown (model not from load_clip)",
             "untrained": self.untrained,
             "classes": [list(c) for c in self.class_names.classes],
@@ -192,16 +212,22 @@ class Segmenter:
                 f"{s.long_side // max(ph, pw)}:1 (for this length, at least {need} pixels on the short side), or raise long_side"
             )
 
+    def windows(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
+        """The windows ``(y1, y2, x1, x2)`` over a resized ``h x w`` image: sliding, or the whole image."""
+        s = self.settings
+        return [(0, h, 0, w)] if s.inference == "whole" else sliding_windows(h, w, s.crop, s.stride)
+
     @torch.no_grad()
     def window_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Merged query logits ``(num_queries, h, w)`` of the resized image ``x``, by sliding windows.
 
         Windows go through the encoder ``batch_size`` at a time; each window's patch logits are
         upsampled to the window, summed into the canvas and divided by the per-pixel window count.
+        With ``inference="whole"`` the one window is the whole image.
         """
         s = self.settings
         h, w = x.shape[-2:]
-        windows = sliding_windows(h, w, s.crop, s.stride)
+        windows = self.windows(h, w)
         canvas = torch.zeros(len(self.text_features()), h, w, device=x.device)
         count = torch.zeros(1, h, w, device=x.device)
         for start in range(0, len(windows), s.batch_size):
@@ -217,15 +243,32 @@ class Segmenter:
             feats = self.encoder.dense_features(crops)  # (B, dim, gh, gw)
         return torch.einsum("bchw,qc->bqhw", feats.float(), self.text_features())
 
-    def logits(self, image) -> tuple[torch.Tensor, torch.Tensor]:
-        """The checked image and its merged query logits at the resized scale (before upsampling)."""
+    def logits(self, image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The checked image, the network input and its merged query logits at the resized scale."""
         rgb, x = self.preprocess(image)
-        return rgb, self.window_logits(x)
+        return rgb, x, self.window_logits(x)
 
-    def _refined(self, rgb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """Full-size logits, refined by PAMR (the only step that needs them all at once)."""
+    def pamr_image(self, rgb: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The ``(1, 3, H, W)`` image PAMR takes its affinities from (see :data:`PAMR_IMAGES`), given the
+        checked image ``rgb`` and the network input ``x`` made from it by :meth:`preprocess`."""
+        if self.settings.pamr_image == "original":
+            return rgb[None].to(x.device)
+        return F.interpolate(x, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+
+    def _refined(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Full-size logits, refined by PAMR (the only step that needs them all at once).
+
+        Under fp16 the authors cast PAMR's output to half before the scale and softmax
+        (``.to(self.dtype)`` in SCLIP's ``forward_slide``): the refined logits come back as fp16.
+        """
         full = F.interpolate(logits[None], size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-        return self._pamr(rgb[None].to(full.device), full)[0]
+        refined = self._pamr(self.pamr_image(rgb, x).to(full.device), full)[0]
+        return refined.half() if self._half else refined
+
+    @property
+    def _half(self) -> bool:
+        """Whether the encoder runs in fp16 (autocast on CUDA)."""
+        return self.precision == "fp16" and self.device.type == "cuda"
 
     # -- public ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -239,9 +282,10 @@ class Segmenter:
         """
         if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
             raise TypeError(f"dtype must be a torch floating dtype (torch.float32 or torch.float16), got {dtype!r}")
-        rgb, logits = self.logits(image)
+        rgb, x = self.preprocess(image)
+        logits = self.window_logits(x)
         if self.settings.pamr:
-            logits = self._refined(rgb, logits)
+            logits = self._refined(rgb, x, logits)
         return probability_map(logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, self.settings.logit_scale, dtype)
 
     @torch.no_grad()
@@ -250,10 +294,11 @@ class Segmenter:
         return self.labels_from_logits(*self.logits(image))
 
     @torch.no_grad()
-    def labels_from_logits(self, rgb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """The rest of :meth:`predict`: class indices ``(H, W)`` from the checked image and its merged logits."""
+    def labels_from_logits(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The rest of :meth:`predict`: class indices ``(H, W)`` from the checked image, the network input
+        made from it and its merged logits."""
         if self.settings.pamr:
-            logits = self._refined(rgb, logits)
+            logits = self._refined(rgb, x, logits)
         s = self.settings
         labels = predict_labels(
             logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, s.logit_scale, s.prob_thd, s.area_thd

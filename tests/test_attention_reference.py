@@ -14,8 +14,11 @@ import torch
 
 import sclip_lib as sl
 
-VARIANTS = ["vanilla", "maskclip", "sclip", "clearclip", "naclip"]
-KEEP_RESIDUAL = {"vanilla": True, "maskclip": False, "sclip": True, "clearclip": False, "naclip": False}
+VARIANTS = ["vanilla", "maskclip", "maskclip_no_residual", "sclip", "clearclip", "naclip"]
+# MaskCLIP's own code keeps the residual and FFN around v (chongzhou96/MaskCLIP, mmseg/models/backbones/vit.py);
+# ClearCLIP's re-implementation drops both.
+KEEP_RESIDUAL = {"vanilla": True, "maskclip": True, "maskclip_no_residual": False, "sclip": True,
+                 "clearclip": False, "naclip": False}  # fmt: skip
 
 
 def softmax_rows(m: torch.Tensor) -> torch.Tensor:
@@ -53,7 +56,7 @@ def reference_last_block(block, x: torch.Tensor, variant: str, grid: tuple[int, 
             v = ln1[n] @ W[2 * width :][rows].T + b[2 * width :][rows]
             if variant == "vanilla":
                 A = softmax_rows(s * q @ k.T)
-            elif variant == "maskclip":
+            elif variant in ("maskclip", "maskclip_no_residual"):
                 A = torch.eye(q.shape[0], dtype=q.dtype)
             elif variant == "sclip":
                 A = softmax_rows(s * q @ q.T) + softmax_rows(s * k @ k.T)

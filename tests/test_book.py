@@ -36,6 +36,17 @@ def test_smoke_marks_titles_banner_and_templates(monkeypatch):
     assert len(book.templates()) == 80 and book.short_side() == 336
 
 
+def test_check_fails_loudly_in_real_mode_and_says_so_in_smoke_mode(monkeypatch, capsys):
+    monkeypatch.setenv(book.MODE_ENV, "real")
+    assert book.check("vanilla beats nothing", True)
+    assert "[checked on this build's numbers] vanilla beats nothing" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="contradict the text: SCLIP beats vanilla"):
+        book.check("SCLIP beats vanilla", False)
+    monkeypatch.setenv(book.MODE_ENV, "smoke")
+    assert not book.check("SCLIP beats vanilla", False)  # untrained weights: never asserted
+    assert "[smoke mode: check skipped" in capsys.readouterr().out
+
+
 def test_real_mode_never_falls_back(monkeypatch, tmp_path, offline):
     """Real mode asks load_clip for pretrained weights: offline that raises, it does not go untrained."""
     import sclip_lib as sl

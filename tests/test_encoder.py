@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import open_clip
 import pytest
 import torch
@@ -96,6 +98,52 @@ def test_positional_embedding_resize_keeps_cls_and_reproduces_smooth_fields():
     torch.testing.assert_close(ramp, ramp[:, :1].expand(16, 12), atol=1e-5, rtol=0)
     assert (ramp[1:, 0] >= ramp[:-1, 0] - 1e-5).all()
     assert ramp.min() > -0.5 and ramp.max() < 7.5
+
+
+def cubic_resample_matrix(n_in: int, n_out: int, scale: float) -> torch.Tensor:
+    """(n_out, n_in) matrix of 1-D bicubic resampling written from the formulas: Keys' cubic kernel with
+    a = -0.75, source coordinate (i + 0.5) / scale - 0.5, taps outside the axis read its nearest end."""
+
+    def keys(t: float) -> float:
+        a, t = -0.75, abs(t)
+        if t <= 1:
+            return (a + 2) * t**3 - (a + 3) * t**2 + 1
+        if t < 2:
+            return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+        return 0.0
+
+    m = torch.zeros(n_out, n_in, dtype=torch.float64)
+    for i in range(n_out):
+        src = (i + 0.5) / scale - 0.5
+        base = math.floor(src)
+        for tap in range(base - 1, base + 3):
+            m[i, min(max(tap, 0), n_in - 1)] += keys(src - tap)
+    return m
+
+
+@pytest.mark.parametrize("grid", [(21, 31), (14, 28), (9, 5)])
+def test_positional_embedding_follows_the_authors_scale_factor_rule(vit_b16, grid):
+    """SCLIP/ClearCLIP/NACLIP ``interpolate_pos_encoding``: bicubic with scale (g + 0.1) / 14 per axis.
+
+    That samples the 14-grid at (i + 0.5) * 14 / (g + 0.1) - 0.5, not at an exact g-point spacing; the
+    explicit-size rule (MaskCLIP's ``resize_pos_embed``) samples at (i + 0.5) * 14 / g - 0.5.
+    """
+    pos = vit_b16.visual.positional_embedding.double()
+    patches = pos[1:].reshape(14, 14, -1)
+    for rule, scales in (("scale_factor", [(g + 0.1) / 14 for g in grid]), ("size", [g / 14 for g in grid])):
+        rows, cols = (cubic_resample_matrix(14, g, s) for g, s in zip(grid, scales))
+        expected = torch.einsum("ia,jb,abd->ijd", rows, cols, patches).reshape(grid[0] * grid[1], -1)
+        ours = sl.DenseEncoder(vit_b16, "sclip", pos_resize=rule).positional_embedding(grid, torch.float32)
+        torch.testing.assert_close(ours[0].double(), pos[0])
+        torch.testing.assert_close(ours[1:].double(), expected, atol=1e-5, rtol=1e-5)
+    a = sl.DenseEncoder(vit_b16, "sclip").positional_embedding(grid, torch.float32)
+    b = sl.DenseEncoder(vit_b16, "sclip", pos_resize="size").positional_embedding(grid, torch.float32)
+    assert not torch.allclose(a, b, atol=1e-4)  # the two rules really differ on these grids
+
+
+def test_unknown_positional_resize_rule(vit_b16):
+    with pytest.raises(ValueError, match="pos_resize must be one of"):
+        sl.DenseEncoder(vit_b16, "sclip", pos_resize="nearest")
 
 
 @pytest.mark.parametrize("size,grid", [((224, 224), (14, 14)), ((160, 224), (10, 14)), ((100, 37), (6, 2)), ((16, 16), (1, 1))])

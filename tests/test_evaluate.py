@@ -44,7 +44,8 @@ def test_end_to_end_voc21_untrained(vit_b16, voc_copy, tmp_path):
     assert r.untrained and r.warning == SMOKE_WARNING and r.model == "ViT-B-16-untrained"
     assert r.settings["logit_scale"] == 65 and r.settings["area_thd"] == 0.1 and r.settings["short_side"] == 224
     assert r.settings["attention"] == "sclip" and r.data["limit"] == 2 and r.seconds_per_image > 0
-    assert (r.paper_miou, r.released_miou) == (59.1, 59.63)
+    # FAST changes the short side and templates: not SCLIP's protocol, so no published number beside it
+    assert r.protocol is None and (r.paper_miou, r.released_miou) == (None, None)
 
     files = sorted(p.name for p in out.iterdir())
     assert files == ["voc21_sclip_ViT-B-16-untrained_limit2.csv", "voc21_sclip_ViT-B-16-untrained_limit2.json"]
@@ -99,12 +100,13 @@ def test_failure_mid_run_writes_no_result_but_keeps_the_progress(vit_b16, tmp_pa
 
 def test_summary_rows_in_paper_order(vit_b16, voc_copy, tmp_path):
     r = sl.evaluate("sclip", "voc20", model=vit_b16, source=voc_copy[0], limit=1, progress=False, **FAST)
+    r = EvalResult(**{**r.__dict__, "protocol": "sclip", "paper_miou": 80.4})
     ade = EvalResult(**{**r.__dict__, "benchmark": "ade20k", "paper_miou": 16.1})
     rows = summary_rows([ade, r])
     assert [row["benchmark"] for row in rows] == ["VOC20", "ADE"]
     assert rows[0]["paper"] == 80.4 and rows[0]["note"] == "SMOKE (untrained)"
     table = format_table(rows)
-    assert table.splitlines()[0].split()[:3] == ["benchmark", "attention", "images"] and "80.4" in table
+    assert table.splitlines()[0].split()[:4] == ["benchmark", "attention", "protocol", "images"] and "80.4" in table
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -129,7 +131,8 @@ def test_cli_evaluates_and_writes_the_tables(vit_b16, voc_copy, tmp_path, monkey
     assert evaluate_cli.run(args) == 0
     assert calls == [("ViT-B-16", None, {"allow_untrained": True, "device": "cpu"})]
     printed = capsys.readouterr()
-    assert "VOC21" in printed.out and "VOC20" in printed.out and "59.1" in printed.out and "80.4" in printed.out
+    assert "VOC21" in printed.out and "VOC20" in printed.out and "custom protocol" in printed.out
+    assert "59.1" not in printed.out  # one template is not SCLIP's protocol: no published number beside it
     assert "SMOKE" in printed.err
     names = sorted(p.name for p in out.iterdir())
     assert "summary.csv" in names and "voc20_sclip_ViT-B-16-untrained_limit1.json" in names
@@ -146,6 +149,12 @@ def test_cli_bad_input_fails_before_any_work(tmp_path, monkeypatch, capsys):
     assert "unknown benchmark 'pascal'" in err and "ade20k" in err
     assert evaluate_cli.run(cli(["evaluate", "-b", "voc21", "-b", "voc20", "--source", "/x", "--out", str(out)])) == 2
     assert "NAME=PATH" in capsys.readouterr().err
+    assert evaluate_cli.run(cli(["evaluate", "-b", "voc21", "--protocol", "maskclip", "--out", str(out)])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: protocol 'maskclip' has no settings for 'voc21'") and "protocol='sclip'" in err
+    with pytest.raises(SystemExit):  # argparse lists the protocols
+        cli(["evaluate", "-b", "voc21", "--protocol", "tcl"])
+    assert "choose from 'sclip', 'clearclip', 'naclip', 'maskclip'" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 import sclip_lib as sl
 from tests.conftest import ONE_TEMPLATE
+from tests.test_pamr import reference_pamr
 
 CLASSES = ["cat", "sofa, couch", "remote control"]
 
@@ -18,6 +19,8 @@ def reference_pipeline(seg: sl.Segmenter, image: np.ndarray):
     """Reference section 2, steps 1-10, written out with plain torch and one window at a time.
 
     Only the encoder (checked separately against the formulas) and the text features are reused.
+    ``inference="whole"`` is one window over the whole resized image; PAMR (step 6) runs, as in the
+    authors' code, on the normalised resized image bilinearly upsampled to the original size.
     """
     s = seg.settings
     rgb = torch.from_numpy(image).permute(2, 0, 1).float() / 255
@@ -25,19 +28,21 @@ def reference_pipeline(seg: sl.Segmenter, image: np.ndarray):
     scale = min(s.long_side / max(H, W), s.short_side / min(H, W))
     h, w = int(H * scale + 0.5), int(W * scale + 0.5)
     x = F.interpolate(rgb[None], size=(h, w), mode="bilinear", align_corners=False)
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    mean = torch.tensor(s.mean or [0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor(s.std or [0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     x = (x - mean) / std
     text = seg.text_features()
     canvas = torch.zeros(len(text), h, w)
     count = torch.zeros(h, w)
-    n_rows = max(h - s.crop + s.stride - 1, 0) // s.stride + 1
-    n_cols = max(w - s.crop + s.stride - 1, 0) // s.stride + 1
+    whole = s.inference == "whole"
+    crop = max(h, w) if whole else s.crop
+    n_rows = 1 if whole else max(h - crop + s.stride - 1, 0) // s.stride + 1
+    n_cols = 1 if whole else max(w - crop + s.stride - 1, 0) // s.stride + 1
     for r in range(n_rows):
         for c in range(n_cols):
             y1, x1 = r * s.stride, c * s.stride
-            y2, x2 = min(y1 + s.crop, h), min(x1 + s.crop, w)
-            y1, x1 = max(y2 - s.crop, 0), max(x2 - s.crop, 0)
+            y2, x2 = min(y1 + crop, h), min(x1 + crop, w)
+            y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
             with torch.no_grad():
                 tokens = seg.encoder(x[:, :, y1:y2, x1:x2])[0, 1:]
             tokens = tokens / tokens.norm(dim=-1, keepdim=True)
@@ -46,6 +51,9 @@ def reference_pipeline(seg: sl.Segmenter, image: np.ndarray):
             canvas[:, y1:y2, x1:x2] += F.interpolate(logits[None], size=(y2 - y1, x2 - x1), mode="bilinear")[0]
             count[y1:y2, x1:x2] += 1
     logits = F.interpolate((canvas / count)[None], size=(H, W), mode="bilinear")[0]
+    if s.pamr:
+        guide = F.interpolate(x, size=(H, W), mode="bilinear")
+        logits = reference_pamr(guide, logits[None], s.pamr_iterations, s.pamr_dilations)[0].float()
     probs = torch.softmax(logits * s.logit_scale, dim=0)
     q2c = [i for i, names in enumerate(seg.class_names.classes) for _ in names]
     cls = torch.stack([probs[[j for j, c in enumerate(q2c) if c == i]].max(0).values for i in range(seg.num_classes)])
@@ -83,6 +91,50 @@ def test_pipeline_matches_independent_reference(vit_b16, photo, attention):
     assert probs.shape == (4, 150, 230) and labels.shape == (150, 230) and labels.dtype == torch.int64
     torch.testing.assert_close(probs, ref_probs, atol=1e-5, rtol=1e-4)
     assert (labels == ref_labels).float().mean() > 0.999  # float ties at most
+
+
+@pytest.mark.parametrize(
+    "attention,options",
+    [("naclip", {"inference": "whole", "pamr": True, "pamr_iterations": 3}),
+     ("sclip", {"pamr": True, "pamr_iterations": 3, "pamr_dilations": (2, 5)}),
+     ("maskclip", {"inference": "whole", "pos_resize": "size", "mean": (0.485, 0.456, 0.406),
+                   "std": (0.229, 0.224, 0.225)})],
+    ids=["whole+pamr", "slide+pamr", "whole+imagenet-norm"],
+)  # fmt: skip
+def test_protocol_modes_match_independent_reference(vit_b16, photo, attention, options):
+    seg = sl.Segmenter(vit_b16, CLASSES, attention, background="sky, wall", templates=ONE_TEMPLATE,
+                       short_side=200, logit_scale=50, prob_thd=0.2, **options)  # fmt: skip
+    ref_probs, ref_labels = reference_pipeline(seg, photo)
+    torch.testing.assert_close(seg.probabilities(photo), ref_probs, atol=1e-5, rtol=1e-4)
+    assert (seg.predict(photo) == ref_labels).float().mean() > 0.999
+
+
+def test_whole_image_is_one_encoder_call_on_the_resized_image(vit_b32, photo):
+    seg = sl.Segmenter(vit_b32, CLASSES, templates=ONE_TEMPLATE, short_side=200, inference="whole")
+    shapes = []
+    forward = seg.encoder.forward
+    seg.encoder.forward = lambda x: shapes.append(tuple(x.shape)) or forward(x)
+    seg.predict(photo)
+    assert shapes == [(1, 3, 200, 307)]  # 150x230 resized to short side 200, no windows
+
+
+def test_pamr_reads_the_network_image_unless_told_otherwise(vit_b32, photo):
+    """The authors' PAMR guide (resized, normalised, upsampled) differs from the original image, so the
+    refined scores differ between the two options; 'original' is the [0, 1] image itself."""
+    common = dict(templates=ONE_TEMPLATE, short_side=64, pamr=True, pamr_dilations=(1, 2))
+    net = sl.Segmenter(vit_b32, CLASSES, **common)
+    orig = sl.Segmenter(vit_b32, CLASSES, pamr_image="original", **common)
+    rgb, x = net.preprocess(photo)
+    assert x.shape[-2:] == (64, 98)
+    torch.testing.assert_close(orig.pamr_image(rgb, x), rgb[None])
+    torch.testing.assert_close(net.pamr_image(rgb, x), F.interpolate(x, size=(150, 230), mode="bilinear"))
+    assert not torch.allclose(net.probabilities(photo), orig.probabilities(photo), atol=1e-4)
+
+
+@pytest.mark.parametrize("field,value", [("inference", "tiles"), ("pamr_image", "rgb"), ("pos_resize", "linear")])
+def test_unknown_modes_are_clear_errors(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be one of"):
+        sl.Settings(**{field: value})
 
 
 def test_windows_go_through_the_encoder_in_batches(vit_b32, photo):
@@ -219,4 +271,26 @@ def test_cuda_half_precision_autocast(vit_b32):
     fp16 = seg.probabilities(img)
     ref = sl.Segmenter(vit_b32, CLASSES, templates=ONE_TEMPLATE, device="cuda", precision="fp32").probabilities(img)
     assert fp16.device.type == "cpu" and (fp16 - ref).abs().max() < 5e-2
+    vit_b32.to("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp16_pamr_output_is_cast_to_half_before_the_softmax(vit_b32, monkeypatch):
+    """SCLIP's forward_slide: ``self.pamr(img, logits).to(self.dtype)`` (fp16 on GPU), then scale and softmax."""
+    img = np.random.default_rng(5).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    seg = sl.Segmenter(vit_b32, CLASSES, templates=ONE_TEMPLATE, device="cuda", short_side=64, pamr=True)
+    seen = []
+    from sclip_lib import postprocess
+
+    real = postprocess.class_probabilities
+    monkeypatch.setattr(postprocess, "class_probabilities", lambda logits, *a: seen.append(logits.dtype) or real(logits, *a))
+    probs = seg.probabilities(img)
+    assert seen == [torch.float16] and probs.dtype == torch.float32
+    rgb, x = seg.preprocess(img)
+    full = F.interpolate(seg.window_logits(x)[None], size=(90, 120), mode="bilinear")
+    refined = reference_pamr(F.interpolate(x, size=(90, 120), mode="bilinear"), full, 10, (8, 16))[0]
+    expected = (refined.half() * seg.settings.logit_scale).softmax(0).float()
+    q2c = seg.class_names.query_to_class.tolist()
+    expected = torch.stack([expected[[j for j, c in enumerate(q2c) if c == i]].max(0).values for i in range(3)])
+    torch.testing.assert_close(probs, expected.cpu(), atol=2e-3, rtol=0)
     vit_b32.to("cpu")

@@ -9,9 +9,15 @@
 from .labels import IGNORE, LabelError, LabelMap
 from .layouts import LayoutError
 from .loading import BenchmarkData, BenchmarkSourceError, Sample, load_benchmark
+from .protocols import PROTOCOLS, Protocol, Published, UnknownProtocolError, get_protocol
 from .registry import BENCHMARKS, PAPER_ORDER, Benchmark, HubSource, UnknownBenchmarkError, get_benchmark
 
 __all__ = [
+    "PROTOCOLS",
+    "Protocol",
+    "Published",
+    "UnknownProtocolError",
+    "get_protocol",
     "BENCHMARKS",
     "IGNORE",
     "PAPER_ORDER",

@@ -9,12 +9,14 @@ first rows of every source against the conversion's accepted values and fails cl
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 
 from ..segmenter import Segmenter, Settings
+from ..text import OPENAI_IMAGENET_TEMPLATES
 from . import labels as L
+from .protocols import get_protocol
 
 __all__ = ["Benchmark", "HubSource", "BENCHMARKS", "PAPER_ORDER", "UnknownBenchmarkError", "get_benchmark", "read_classes"]
 
@@ -70,8 +72,8 @@ class Benchmark:
     has_background: bool
     hub: HubSource | None
     layout: str  # the original folder layout understood by ``source=`` (see layouts.py)
-    paper_miou: float  # SCLIP, paper (reference section 5)
-    released_miou: float  # SCLIP, authors' README with the released code
+    paper_miou: float  # SCLIP, paper, from the project's reference (section 5); not checked against the paper here
+    released_miou: float  # SCLIP, wangf3014/SCLIP README "Results" (released code)
     class_file: str = field(default="")
 
     @cached_property
@@ -98,15 +100,28 @@ class Benchmark:
         """One display name per scored class, class 0 first."""
         return [line.split(",")[0].strip() for line in self.class_lines]
 
-    def segmenter(self, model, attention: str = "sclip", **overrides) -> Segmenter:
-        """A :class:`Segmenter` with this benchmark's classes, background and settings.
+    def segmenter(self, model, attention: str = "sclip", protocol: str = "sclip", **overrides) -> Segmenter:
+        """A :class:`Segmenter` with this benchmark's classes, background and settings under ``protocol``.
 
-        ``overrides`` go to :class:`Segmenter`: ``device``, ``templates``, ``precision`` or any field of
-        :class:`Settings` (``pamr=True``, ``batch_size=...``).
+        ``protocol`` (``"sclip"``, ``"clearclip"``, ``"naclip"``, ``"maskclip"``; see
+        :data:`sclip_lib.benchmarks.PROTOCOLS`) chooses the settings, class file, prompt templates and
+        precision a method's authors evaluated with; the default is SCLIP's. ``overrides`` go to
+        :class:`Segmenter`: ``device``, ``templates``, ``precision`` or any field of :class:`Settings`
+        (``pamr=True``, ``batch_size=...``).
         """
-        return Segmenter(
-            model, self.classes, attention, background=self.background, settings=self.settings, **overrides
-        )
+        proto = get_protocol(protocol)
+        settings = proto.settings_for(self)
+        lines = self.class_lines if proto.class_file(self) == (self.class_file or f"{self.name}.txt") else \
+            read_classes(proto.class_file(self))  # fmt: skip
+        if len(lines) != self.num_classes:
+            raise ValueError(f"{proto.class_file(self)} lists {len(lines)} classes, {self.name} scores {self.num_classes}")
+        background = lines[0] if self.has_background else None
+        classes = lines[1:] if self.has_background else list(lines)
+        options = {**proto.segmenter_options(), **overrides}
+        seg = Segmenter(model, classes, attention, background=background, settings=settings, **options)
+        # a run is "under the protocol" only if no override changed what shapes its numbers
+        seg.protocol = proto.name if _follows(seg, settings, proto.segmenter_options()) else None
+        return seg
 
     def describe(self) -> dict:
         return {
@@ -118,6 +133,14 @@ class Benchmark:
             "paper_miou": self.paper_miou,
             "released_miou": self.released_miou,
         }
+
+
+def _follows(seg: Segmenter, settings: Settings, options: dict) -> bool:
+    """Whether ``seg`` runs with the protocol's ``settings`` and options (batch size and device aside)."""
+    same_settings = replace(seg.settings, batch_size=settings.batch_size) == settings
+    same_templates = seg.templates == tuple(options.get("templates", OPENAI_IMAGENET_TEMPLATES))
+    same_precision = "precision" not in options or seg.precision == options["precision"]
+    return same_settings and same_templates and same_precision
 
 
 def read_classes(filename: str) -> list[str]:

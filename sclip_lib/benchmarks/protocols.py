@@ -1,0 +1,247 @@
+"""Evaluation protocols: each method's own settings, class files and inference mode, as data.
+
+Every method of the family was published with its own protocol (resize, windows, logit scale,
+thresholds, class names, PAMR, precision). A published number is only comparable with a run under the
+protocol that produced it, so :meth:`Benchmark.segmenter` takes ``protocol=`` and the summary tables
+show a method's published number only beside a run under that method's own protocol.
+
+Sources (read from the authors' repositories; file paths are given with each value):
+
+- ``sclip``: wangf3014/SCLIP, ``configs/cfg_*.py`` and ``clip_segmentor.py`` (the registry's defaults).
+- ``clearclip``: mc-lan/ClearCLIP, ``configs/cfg_*.py``, ``configs/cls_*.txt`` and ``clearclip_segmentor.py``.
+- ``naclip``: sinahmr/NACLIP, ``configs/cfg_*.py``, ``naclip.py`` and ``eval.py``/``test_all.sh`` (PAMR on).
+- ``maskclip``: chongzhou96/MaskCLIP, ``configs/maskclip/maskclip_vit16_*.py``,
+  ``configs/_base_/datasets/*.py``, ``configs/_base_/models/maskclip_vit16.py`` and
+  ``tools/maskclip_utils/prompt_engineering.py``.
+
+What each protocol still does differently from its authors' code is listed in ``Protocol.differences``
+(and in the README's "Faithfulness" section).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+from ..segmenter import Settings
+
+__all__ = ["Protocol", "Published", "PROTOCOLS", "get_protocol", "UnknownProtocolError", "MASKCLIP_TEMPLATES"]
+
+# MaskCLIP's 85 prompt templates (tools/maskclip_utils/prompt_engineering.py, ``prompt_templates``): the
+# 80 OpenAI ImageNet templates plus five scene templates, which are added here.
+MASKCLIP_TEMPLATES = tuple(OPENAI_IMAGENET_TEMPLATES) + tuple(
+    (lambda c, t=t: t.format(c))
+    for t in ("there is a {} in the scene.", "there is the {} in the scene.", "this is a {} in the scene.",
+              "this is the {} in the scene.", "this is one {} in the scene.")
+)  # fmt: skip
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # MaskCLIP's img_norm_cfg: mean=[123.675, 116.28, 103.53] / 255
+IMAGENET_STD = (0.229, 0.224, 0.225)  # std=[58.395, 57.12, 57.375] / 255
+
+
+class UnknownProtocolError(KeyError):
+    """No protocol by that name, or a protocol that does not cover a benchmark; the message says what does."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published mIoU and exactly where it was read."""
+
+    miou: float
+    source: str  # e.g. "NACLIP README (released code, PAMR on)"
+    verified: bool = True  # False: typed from the project's reference, not checked against the paper's text here
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One method's evaluation protocol.
+
+    ``settings`` maps a benchmark to its :class:`Settings` (``None``: the benchmark's own settings, i.e.
+    SCLIP's); ``class_files`` maps a benchmark to a packaged class file replacing the default one;
+    ``published`` maps a benchmark to the method's published number under this protocol.
+    """
+
+    name: str
+    method: str  # the attention variant whose paper defines the protocol
+    title: str
+    source: str
+    settings: Mapping[str, Settings | None]
+    class_files: Mapping[str, str] = field(default_factory=dict)
+    templates: tuple | None = None  # None: the 80 OpenAI ImageNet templates
+    precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
+    published: Mapping[str, Published] = field(default_factory=dict)
+    released: Mapping[str, Published] = field(default_factory=dict)  # authors' README, released code
+    differences: tuple[str, ...] = ()
+
+    @property
+    def benchmarks(self) -> tuple[str, ...]:
+        return tuple(self.settings)
+
+    def covers(self, benchmark: str) -> bool:
+        return benchmark in self.settings
+
+    def settings_for(self, benchmark) -> Settings:
+        """The :class:`Settings` of ``benchmark`` (a :class:`Benchmark`) under this protocol."""
+        if benchmark.name not in self.settings:
+            raise UnknownProtocolError(
+                f"protocol {self.name!r} has no settings for {benchmark.name!r}: the {self.title} covers "
+                f"{', '.join(self.benchmarks)}; use protocol='sclip' for the others"
+            )
+        own = self.settings[benchmark.name]
+        return benchmark.settings if own is None else own
+
+    def numbers(self, benchmark) -> tuple[Published | None, Published | None]:
+        """The method's (paper, released-code) mIoU on ``benchmark`` under this protocol, None where unpublished."""
+        if self.name == "sclip":  # SCLIP's numbers live with each benchmark in the registry
+            return (Published(benchmark.paper_miou, SCLIP_PAPER_SOURCE, verified=False),
+                    Published(benchmark.released_miou, SCLIP_README_SOURCE))  # fmt: skip
+        return self.published.get(benchmark.name), self.released.get(benchmark.name)
+
+    def class_file(self, benchmark) -> str:
+        return self.class_files.get(benchmark.name) or benchmark.class_file or f"{benchmark.name}.txt"
+
+    def segmenter_options(self) -> dict:
+        """Keyword arguments for :class:`Segmenter` beyond settings and classes."""
+        options = {}
+        if self.templates is not None:
+            options["templates"] = self.templates
+        if self.precision is not None:
+            options["precision"] = self.precision
+        return options
+
+    def describe(self) -> dict:
+        return {"name": self.name, "method": self.method, "title": self.title, "source": self.source}
+
+
+def _derive(base: Settings, **per_benchmark: dict) -> dict[str, Settings]:
+    return {name: replace(base, **fields) for name, fields in per_benchmark.items()}
+
+
+ALL = ("voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k")
+
+
+def _numbers(values, source: str, verified: bool, names=ALL) -> dict[str, Published]:
+    return {n: Published(v, source, verified) for n, v in zip(names, values)}
+
+
+SCLIP_PAPER_SOURCE = "SCLIP paper (ECCV 2024), per the project's reference (SCLIP.md section 5); table not checked here"
+SCLIP_README_SOURCE = "wangf3014/SCLIP README, 'Results' (released code)"
+
+# The paper-table numbers below come from the project's reference (SCLIP.md section 5), which names no
+# table; they could not be checked against the papers' text here and are marked verified=False.
+# README numbers were read from the authors' repositories and are verified.
+_SCLIP = Protocol(
+    name="sclip",
+    method="sclip",
+    title="SCLIP protocol",
+    source="wangf3014/SCLIP configs/cfg_*.py, clip_segmentor.py",
+    settings={name: None for name in ALL},  # the registry's own settings and numbers (registry.py)
+    differences=(
+        "image resizing in float with PyTorch bilinear (the authors: OpenCV INTER_LINEAR on uint8)",
+        "COCO-Object: 'bed' dropped from the background words (the authors' file lists it twice, so class "
+        "'bed' could never win)",
+        "fp16 by autocast over fp32 weights (the authors cast the weights to fp16; the merge canvas is fp32 in both)",
+    ),
+)
+
+# ClearCLIP: clearclip_segmentor.py defaults slide_crop=448, slide_stride=224, logit_scale=50; every
+# configs/cfg_*.py resizes to scale=(2048, 448); prob_thd from cfg_voc21 (0.5), cfg_context60 (0.15),
+# cfg_coco_object (0.4); cfg_city_scapes sets slide_crop=224 (stride stays 224). No PAMR, no area_thd.
+_CLEAR_BASE = Settings(short_side=448, crop=448, stride=224, logit_scale=50.0)
+_CLEARCLIP = Protocol(
+    name="clearclip",
+    method="clearclip",
+    title="ClearCLIP protocol",
+    source="mc-lan/ClearCLIP configs/cfg_*.py, configs/cls_*.txt, clearclip_segmentor.py",
+    settings=_derive(_CLEAR_BASE, voc21={"prob_thd": 0.5}, context60={"prob_thd": 0.15},
+                     coco_object={"prob_thd": 0.4}, voc20={}, context59={}, coco_stuff={},
+                     cityscapes={"crop": 224}, ade20k={}),  # fmt: skip
+    class_files={"voc21": "clearclip/voc21.txt", "voc20": "clearclip/voc20.txt",
+                 "coco_object": "clearclip/coco_object.txt"},  # fmt: skip
+    precision="fp16",  # create_model(..., precision='fp16') and inputs.half() (on CUDA; fp32 on a CPU)
+    published=_numbers([51.8, 32.6, 33.0, 80.9, 35.9, 23.9, 30.0, 16.7], "ClearCLIP paper (ECCV 2024), "
+                       "per the project's reference; table not checked here", verified=False),
+    differences=(
+        "fp16 by autocast over fp32 weights; ClearCLIP casts weights and input to fp16 and merges windows in fp16",
+        "windows whose side is not a multiple of the patch size: ClearCLIP pads them (zeros, centred) and "
+        "crops the logits; here the trailing pixels are dropped by the patch conv and the logits stretched "
+        "(only for images smaller than the 448 crop)",
+        "class names split on ', ' here, on ',' in ClearCLIP (the same names after CLIP's whitespace cleaning)",
+        "the repository's configs/base_config.py ships model_type='vanilla'; this protocol runs the method "
+        "the paper describes (model_type='ClearCLIP': q-q attention, no residual, no FFN)",
+    ),
+)
+
+# NACLIP: naclip.py defaults logit_scale=40, slide 224/112, pamr_steps=10, pamr_stride=(8, 16), no
+# area_thd; eval.py '--pamr on' (the README's main results); cfg_voc21/cfg_voc20 set slide_crop=0
+# (whole image); prob_thd 0.1 in cfg_voc21, cfg_context60, cfg_coco_object; cfg_coco_stuff164k
+# resizes to (2048, 336); cfg_city_scapes to (2048, 560).
+_NA_BASE = Settings(short_side=336, logit_scale=40.0, pamr=True)
+_NACLIP = Protocol(
+    name="naclip",
+    method="naclip",
+    title="NACLIP protocol",
+    source="sinahmr/NACLIP configs/cfg_*.py, naclip.py, eval.py, test_all.sh",
+    settings=_derive(_NA_BASE, voc21={"prob_thd": 0.1, "inference": "whole"}, context60={"prob_thd": 0.1},
+                     coco_object={"prob_thd": 0.1}, voc20={"inference": "whole"}, context59={},
+                     coco_stuff={}, cityscapes={"short_side": 560}, ade20k={}),  # fmt: skip
+    published=_numbers([58.9, 32.2, 33.2, 79.7, 35.2, 23.3, 35.5, 17.4], "NACLIP paper (WACV 2025), "
+                       "per the project's reference; its table and PAMR setting not checked here", verified=False),
+    released=_numbers([64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05],
+                      "sinahmr/NACLIP README, 'Results' (released code, PAMR on)", verified=True),
+    differences=(
+        "fp16 by autocast over fp32 weights (NACLIP casts the weights; its Gaussian bias is added in fp16)",
+        "NACLIP renormalises the synonym-max probabilities it stores (seg_probs /= sum); labels are unaffected",
+    ),
+)
+
+# MaskCLIP (ViT-B/16, annotation-free): configs/_base_/models/maskclip_vit16.py test_cfg mode='whole';
+# configs/_base_/datasets/pascal_voc12_aug_20.py and coco-stuff164k.py resize to img_scale (2048, 512),
+# pascal_context_59.py to (520, 520), configs/maskclip/maskclip_vit16_1024x512_cityscapes.py to
+# (1024, 512), all keep_ratio; ImageNet mean/std; pos_embed resized to an explicit size
+# (resize_pos_embed); argmax of the cosine logits, no thresholds. The argmax ignores the logit scale;
+# 100 (the scale of MaskClipHead.refine_output) only shapes Segmenter.probabilities().
+_MASK_BASE = Settings(short_side=512, long_side=2048, inference="whole", logit_scale=100.0,
+                      pos_resize="size", mean=IMAGENET_MEAN, std=IMAGENET_STD)  # fmt: skip
+_MASKCLIP = Protocol(
+    name="maskclip",
+    method="maskclip",
+    title="MaskCLIP protocol",
+    source="chongzhou96/MaskCLIP configs/maskclip/maskclip_vit16_*.py, configs/_base_/, "
+    "tools/maskclip_utils/prompt_engineering.py",
+    settings=_derive(_MASK_BASE, voc20={}, context59={"short_side": 520, "long_side": 520}, coco_stuff={},
+                     cityscapes={"short_side": 512, "long_side": 1024}),  # fmt: skip
+    class_files={n: f"maskclip/{n}.txt" for n in ("voc20", "context59", "coco_stuff", "cityscapes")},
+    templates=MASKCLIP_TEMPLATES,
+    published=_numbers([49.5, 21.7, 12.5], "chongzhou96/MaskCLIP configs/maskclip/README.md (ViT-B/16, "
+                       "annotation-free)", verified=True, names=("voc20", "context59", "coco_stuff")),
+    differences=(
+        "MaskCLIP's text embeddings were precomputed by its prompt_engineering.py with OpenAI's clip package; "
+        "here they are computed with open_clip from the same names and 85 templates",
+        "MaskCLIP ran an mmcv ViT port of the OpenAI weights in fp32 with exact GELU and LayerNorm eps 1e-6 "
+        "(configs/_base_/models/maskclip_vit16.py; the weights were trained with QuickGELU, eps 1e-5); here "
+        "open_clip's model with its own activations (fp16 autocast on CUDA)",
+        "MaskCLIP evaluated no ViT-B/16 model on VOC21, Context60, COCO-Object or ADE20K: the protocol covers "
+        "voc20, context59, coco_stuff and cityscapes only",
+    ),
+)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (_SCLIP, _CLEARCLIP, _NACLIP, _MASKCLIP)}
+
+
+def get_protocol(name: str | Protocol) -> Protocol:
+    """The protocol ``name``; an :class:`UnknownProtocolError` (a ``KeyError``) lists the valid names."""
+    if isinstance(name, Protocol):
+        return name
+    key = str(name).strip().lower()
+    if key not in PROTOCOLS:
+        close = difflib.get_close_matches(key, PROTOCOLS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownProtocolError(f"unknown protocol {name!r}.{hint} Valid protocols: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[key]

@@ -1,0 +1,162 @@
+"""Evaluation protocols: each method's settings as its authors' configs give them, class files, tables.
+
+The expected values are typed here from the authors' repositories (paths beside each), not read from
+the library, so a changed protocol fails a test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import sclip_lib as sl
+from sclip_lib.benchmarks import PROTOCOLS, UnknownProtocolError, get_protocol
+from sclip_lib.evaluate import EvalResult, summary_rows
+
+ALL = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
+
+
+def settings(protocol: str, bench: str) -> sl.Settings:
+    return get_protocol(protocol).settings_for(sl.BENCHMARKS[bench])
+
+
+def test_the_four_protocols_exist_and_name_their_method():
+    assert set(PROTOCOLS) == {"sclip", "clearclip", "naclip", "maskclip"}
+    for name, proto in PROTOCOLS.items():
+        assert proto.method == name and proto.method in sl.ATTENTIONS and proto.source
+
+
+@pytest.mark.parametrize("bench", ALL)
+def test_sclip_protocol_is_the_registry(bench):
+    assert settings("sclip", bench) == sl.BENCHMARKS[bench].settings
+
+
+# mc-lan/ClearCLIP: clearclip_segmentor.py (slide_crop=448, slide_stride=224, logit_scale=50),
+# configs/cfg_*.py (Resize scale=(2048, 448); prob_thd voc21 0.5, context60 0.15, coco_object 0.4;
+# city_scapes slide_crop=224)
+CLEARCLIP_PROB_THD = {"voc21": 0.5, "context60": 0.15, "coco_object": 0.4}
+
+
+@pytest.mark.parametrize("bench", ALL)
+def test_clearclip_settings(bench):
+    s = settings("clearclip", bench)
+    crop = 224 if bench == "cityscapes" else 448
+    assert (s.short_side, s.long_side, s.crop, s.stride, s.logit_scale) == (448, 2048, crop, 224, 50)
+    assert (s.prob_thd, s.area_thd, s.pamr, s.inference) == (CLEARCLIP_PROB_THD.get(bench, 0.0), None, False, "slide")
+    assert get_protocol("clearclip").precision == "fp16"
+
+
+def test_clearclip_class_files_use_the_word_background_and_single_names(vit_b16):
+    seg = sl.BENCHMARKS["voc21"].segmenter(vit_b16, "clearclip", protocol="clearclip")
+    assert seg.class_names.classes[0] == ("background",)
+    assert seg.class_names.classes[15] == ("person",) and seg.class_names.classes[20] == ("tvmonitor",)
+    assert seg.num_classes == 21 and seg.precision == "fp16" and seg.settings.prob_thd == 0.5
+    voc20 = sl.BENCHMARKS["voc20"].segmenter(vit_b16, "clearclip", protocol="clearclip")
+    assert voc20.class_names.classes[14] == ("person",) and voc20.class_names.classes[19] == ("tvmonitor",)
+    obj = sl.BENCHMARKS["coco_object"].segmenter(vit_b16, "clearclip", protocol="clearclip")
+    assert tuple(obj.class_names.classes[:2]) == (("background",), ("person",)) and obj.num_classes == 81
+    # Context60 already names its background "background": ClearCLIP and SCLIP share that file
+    c60 = sl.BENCHMARKS["context60"].segmenter(vit_b16, "clearclip", protocol="clearclip")
+    assert c60.class_names.classes[0] == ("background",)
+
+
+# sinahmr/NACLIP: naclip.py (logit_scale=40, slide 224/112, pamr_steps=10, pamr_stride=(8, 16), no
+# area_thd), eval.py/test_all.sh ('--pamr on' for the main results), configs/cfg_voc21.py and
+# cfg_voc20.py (slide_crop=0), prob_thd 0.1 in cfg_voc21/context60/coco_object,
+# cfg_coco_stuff164k.py Resize (2048, 336), cfg_city_scapes.py (2048, 560)
+@pytest.mark.parametrize("bench", ALL)
+def test_naclip_settings(bench):
+    s = settings("naclip", bench)
+    short = {"cityscapes": 560}.get(bench, 336)
+    assert (s.short_side, s.crop, s.stride, s.logit_scale, s.area_thd) == (short, 224, 112, 40, None)
+    assert (s.pamr, s.pamr_iterations, s.pamr_dilations, s.pamr_image) == (True, 10, (8, 16), "network")
+    assert s.inference == ("whole" if bench in ("voc21", "voc20") else "slide")
+    assert s.prob_thd == (0.1 if bench in ("voc21", "context60", "coco_object") else 0.0)
+    assert s.pos_resize == "scale_factor"
+
+
+# chongzhou96/MaskCLIP: configs/_base_/models/maskclip_vit16.py (test_cfg mode='whole'),
+# configs/_base_/datasets/{pascal_voc12_aug_20,coco-stuff164k}.py img_scale (2048, 512),
+# pascal_context_59.py (520, 520), maskclip_vit16_1024x512_cityscapes.py (1024, 512); ImageNet mean/std
+@pytest.mark.parametrize("bench,short,long", [("voc20", 512, 2048), ("context59", 520, 520),
+                                              ("coco_stuff", 512, 2048), ("cityscapes", 512, 1024)])  # fmt: skip
+def test_maskclip_settings(bench, short, long):
+    s = settings("maskclip", bench)
+    assert (s.short_side, s.long_side, s.inference, s.pos_resize) == (short, long, "whole", "size")
+    assert s.mean == pytest.approx((123.675 / 255, 116.28 / 255, 103.53 / 255))
+    assert s.std == pytest.approx((58.395 / 255, 57.12 / 255, 57.375 / 255))
+    assert (s.prob_thd, s.area_thd, s.pamr) == (0.0, None, False)
+
+
+def test_maskclip_templates_and_names(vit_b16):
+    templates = get_protocol("maskclip").templates
+    assert len(templates) == 85  # prompt_engineering.py: prompt_templates
+    texts = [t("cat") for t in templates]
+    assert texts[0] == "a bad photo of a cat." and texts[-1] == "this is one cat in the scene." and len(set(texts)) == 85
+    seg = sl.BENCHMARKS["voc20"].segmenter(vit_b16, "maskclip", protocol="maskclip")
+    assert seg.class_names.classes[0] == ("airplane",) and seg.class_names.classes[19] == ("tv monitor",)
+    assert seg.mean == get_protocol("maskclip").settings["voc20"].mean and seg.encoder.pos_resize == "size"
+
+
+def test_maskclip_protocol_covers_only_what_maskclip_evaluated(vit_b16):
+    with pytest.raises(UnknownProtocolError, match="voc20, context59, coco_stuff, cityscapes"):
+        sl.BENCHMARKS["voc21"].segmenter(vit_b16, "maskclip", protocol="maskclip")
+
+
+def test_unknown_protocol_lists_the_valid_ones(vit_b16):
+    with pytest.raises(KeyError, match="Did you mean 'naclip'.*sclip, clearclip, naclip, maskclip"):
+        sl.BENCHMARKS["voc21"].segmenter(vit_b16, "sclip", protocol="nacilp")
+
+
+def test_an_override_that_changes_the_numbers_leaves_the_protocol(vit_b16):
+    bench = sl.BENCHMARKS["voc21"]
+    assert bench.segmenter(vit_b16, "naclip", protocol="naclip").protocol == "naclip"
+    assert bench.segmenter(vit_b16, "naclip", protocol="naclip", batch_size=2, pamr=True).protocol == "naclip"
+    assert bench.segmenter(vit_b16, "naclip", protocol="naclip", pamr=False).protocol is None
+    assert bench.segmenter(vit_b16, "sclip", templates=("a photo of a {}.",)).protocol is None
+
+
+def result(benchmark, attention, protocol, paper, released):
+    return EvalResult(
+        benchmark=benchmark, title="", miou=50.0, iou=[50.0], class_names=["x"], num_images=1, num_pixels=1,
+        seconds_per_image=1.0, text_seconds=0.0, total_seconds=1.0,
+        settings={"attention": attention, "protocol": protocol},
+        data={}, paper_miou=paper, released_miou=released, untrained=False, protocol=protocol,
+    )  # fmt: skip
+
+
+def test_published_numbers_only_under_the_methods_own_protocol(vit_b16):
+    from sclip_lib.evaluate import _published
+
+    voc21 = sl.BENCHMARKS["voc21"]
+    own = _published(voc21.segmenter(vit_b16, "naclip", protocol="naclip"), voc21)
+    assert (own["paper_miou"], own["released_miou"], own["protocol"]) == (58.9, 64.07, "naclip")
+    assert "sinahmr/NACLIP README" in own["published_source"]
+    other = _published(voc21.segmenter(vit_b16, "naclip", protocol="sclip"), voc21)
+    assert other["paper_miou"] is None and other["released_miou"] is None and other["protocol"] == "sclip"
+    sclip = _published(voc21.segmenter(vit_b16, "sclip"), voc21)
+    assert (sclip["paper_miou"], sclip["released_miou"]) == (59.1, 59.63)
+    c59 = sl.BENCHMARKS["context59"]
+    mask = _published(c59.segmenter(vit_b16, "maskclip", protocol="maskclip"), c59)
+    assert (mask["paper_miou"], mask["released_miou"]) == (21.7, None)  # MaskCLIP README, ViT-B/16
+
+
+def test_summary_rows_name_the_protocol_and_leave_other_protocols_blank():
+    rows = summary_rows([result("voc21", "naclip", "naclip", 58.9, 64.07), result("voc21", "naclip", "sclip", None, None),
+                         result("voc20", "sclip", None, None, None)])  # fmt: skip
+    assert [r["protocol"] for r in rows] == ["naclip", "sclip", "custom"]
+    assert (rows[0]["paper"], rows[0]["released code"]) == (58.9, 64.07)
+    assert rows[1]["paper"] is None and rows[2]["paper"] is None
+    # results files of the same method under two protocols do not overwrite each other
+    assert result("voc21", "naclip", "naclip", None, None).stem() == "voc21_naclip_unknown_naclip"
+    assert result("voc21", "naclip", "sclip", None, None).stem() == "voc21_naclip_unknown"
+
+
+def test_released_numbers_are_the_authors_readmes():
+    # wangf3014/SCLIP README "Results"; sinahmr/NACLIP README "Results" (PAMR on)
+    sclip = [sl.BENCHMARKS[b].released_miou for b in ALL]
+    assert sclip == [59.63, 31.74, 33.52, 81.54, 34.46, 22.77, 32.34, 16.45]
+    naclip = get_protocol("naclip").released
+    assert [naclip[b].miou for b in ALL] == [64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05]
+    assert math.isclose(sum(naclip[b].miou for b in ALL) / 8, 42.46, abs_tol=0.01)  # the README's average
