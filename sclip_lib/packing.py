@@ -104,16 +104,25 @@ def predict_packed(
             img = images.popleft()
             yield img if isinstance(img, tuple) else (img.item, seg.labels_from_logits(img.rgb, img.x, img.canvas / img.count))
 
-    for img in _prefetch(prepare, items, prefetch):
-        images.append(img)
-        if isinstance(img, tuple):  # passed through, or a bad image: its place in the order is kept
-            yield from finished()
-            continue
-        queue.extend((img, w) for w in img.windows)
-        while len(queue) >= s.batch_size:
+    def drain() -> Iterator[tuple[T, torch.Tensor | BaseException | None]]:
+        while queue:
             encode_batch()
             yield from finished()
-    while queue:
-        encode_batch()
         yield from finished()
-    yield from finished()
+
+    try:
+        for img in _prefetch(prepare, items, prefetch):
+            images.append(img)
+            if isinstance(img, tuple):  # passed through, or a bad image: its place in the order is kept
+                yield from finished()
+                continue
+            queue.extend((img, w) for w in img.windows)
+            while len(queue) >= s.batch_size:
+                encode_batch()
+                yield from finished()
+    except Exception:
+        # the items failed (e.g. a bad mask): the images before the failure still come out first, so a
+        # caller that saves progress keeps them, as it would without packing
+        yield from drain()
+        raise
+    yield from drain()

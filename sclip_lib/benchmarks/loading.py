@@ -328,10 +328,17 @@ def _prefetch(fn: Callable, items: Iterable, workers: int, depth: int | None = N
     pending: deque = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="sclip-decode") as pool:
         try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= depth:
+            try:
+                for item in items:
+                    pending.append(pool.submit(fn, item))
+                    if len(pending) >= depth:
+                        yield pending.popleft().result()
+            except Exception:
+                # the items themselves failed (a bad row, say): what was already taken still comes out
+                # first, in order, so the caller keeps the work done before the failure
+                while pending:
                     yield pending.popleft().result()
+                raise
             while pending:
                 yield pending.popleft().result()
         finally:
