@@ -45,6 +45,10 @@ def test_check_fails_loudly_in_real_mode_and_says_so_in_smoke_mode(monkeypatch, 
     monkeypatch.setenv(book.MODE_ENV, "smoke")
     assert not book.check("SCLIP beats vanilla", False)  # untrained weights: never asserted
     assert "[smoke mode: check skipped" in capsys.readouterr().out
+    monkeypatch.setenv(book.MODE_ENV, "real")
+    monkeypatch.setenv(book.HUB_ENV, "local")  # real code paths, random weights: nothing to assert
+    assert not book.check("SCLIP beats vanilla", False)
+    assert "[local test hub: check skipped" in capsys.readouterr().out
 
 
 def test_real_mode_never_falls_back(monkeypatch, tmp_path, offline):
