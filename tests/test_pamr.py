@@ -16,18 +16,23 @@ def two_region_image(h=64, w=96, edge=40):
     return img + 0.01 * torch.randn(1, 3, h, w)  # a little texture, as in photos
 
 
+def blurred_scores() -> torch.Tensor:
+    """Two-class scores (1, 2, 64, 96) whose boundary sits at column 52, smoothly blurred."""
+    cols = torch.arange(96).float()
+    left = torch.sigmoid((52 - cols) / 6).expand(64, 96)
+    return torch.stack([left, 1 - left])[None]
+
+
 def test_refinement_snaps_a_blurred_boundary_to_the_colour_edge():
     torch.manual_seed(0)
     img = two_region_image(edge=40)
     # scores whose boundary sits at column 52 (12 px right of the colour edge), smoothly blurred
-    cols = torch.arange(96).float()
-    left = torch.sigmoid((52 - cols) / 6).expand(64, 96)
-    scores = torch.stack([left, 1 - left])[None]
+    scores = blurred_scores()
     before = scores.argmax(1)
     refined = PAMR(iterations=10, dilations=(8, 16))(img, scores)
     after = refined.argmax(1)
     assert (before[0, :, 40:52] == 0).all()  # wrong before refinement
-    truth = (cols >= 40).long().expand(64, 96)
+    truth = (torch.arange(96) >= 40).long().expand(64, 96)
     assert (before[0] == truth).float().mean() == pytest.approx(83 / 96)  # columns 40..52 wrong (52: a tie)
     # after: every column's majority is right, so the boundary sits on the colour edge; the image's
     # texture leaves a few isolated pixels (under 1%) wrong
@@ -124,9 +129,7 @@ def test_a_known_answer_survives_the_segmenter_image_path():
     """Normalising an image per channel (as the network input is) leaves the refinement unchanged."""
     torch.manual_seed(0)
     img = two_region_image(edge=40)
-    cols = torch.arange(96).float()
-    left = torch.sigmoid((52 - cols) / 6).expand(64, 96)
-    scores = torch.stack([left, 1 - left])[None]
+    scores = blurred_scores()
     mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
     std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     pamr = PAMR(iterations=10, dilations=(8, 16))
