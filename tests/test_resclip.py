@@ -355,9 +355,9 @@ def test_protocol_settings(vit_b32):
     p = sl.RESCLIP_PROTOCOL["voc21"]
     s = p.settings
     assert (s.short_side, s.logit_scale, s.prob_thd, s.area_thd, s.pamr) == (336, 40.0, 0.1, None, False)
-    assert len(sl.sliding_windows(336, 500, s.crop, s.stride)) == 1  # slide_crop=0: the whole image
+    assert s.inference == "whole" and sl.RESCLIP_PROTOCOL["voc20"].settings.inference == "whole"  # slide_crop=0
     city = sl.RESCLIP_PROTOCOL["cityscapes"].settings
-    assert (city.short_side, city.crop, city.stride) == (560, 224, 112)
+    assert (city.short_side, city.crop, city.stride, city.inference) == (560, 224, 112, "slide")
     seg = sl.RESCLIP_PROTOCOL["context60"].segmenter(vit_b32, base="clearclip", sfr=False, templates=("{}",), batch_size=2)
     assert seg.attention == "clearclip+rcs" and seg.has_background and seg.num_classes == 60
     assert seg.settings.batch_size == 2 and seg.encoder.variant.params["rcs_weights"] == (2.0, 0.3)

@@ -24,7 +24,6 @@ from .registry import get_benchmark
 __all__ = ["ResCLIPProtocol", "RESCLIP_PROTOCOL", "RESCLIP_BASES"]
 
 RESCLIP_BASES = ("sclip", "clearclip", "naclip")
-WHOLE_IMAGE = 2048  # slide_crop=0: one window = the whole resized image (its long side is at most 2048)
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,9 @@ class ResCLIPProtocol:
 
     @property
     def settings(self) -> Settings:
-        crop = WHOLE_IMAGE if self.whole_image else 224
-        return Settings(short_side=self.short_side, crop=crop, stride=112, logit_scale=40.0, prob_thd=self.prob_thd)
+        # slide_crop=0 (VOC21, VOC20): one pass over the whole resized image
+        return Settings(short_side=self.short_side, crop=224, stride=112, logit_scale=40.0, prob_thd=self.prob_thd,
+                        inference="whole" if self.whole_image else "slide")  # fmt: skip
 
     def attention(self, base: str = "naclip", rcs: bool = True, sfr: bool = True):
         """The attention variant: ``base`` with RCS and/or SFR at this benchmark's weights."""
