@@ -246,7 +246,8 @@ class Segmenter:
     def crop_logits(self, crops: torch.Tensor) -> torch.Tensor:
         """Patch logits ``(B, num_queries, gh, gw)`` of a batch of same-size normalised crops ``(B, 3, h, w)``."""
         with self._autocast():
-            feats = self.encoder.dense_features(crops, self._feedback)  # (B, dim, gh, gw)
+            feedback = self._feedback  # only variants that refine with a first pass (ResCLIP's SFR) take one
+            feats = self.encoder.dense_features(crops) if feedback is None else self.encoder.dense_features(crops, feedback)
         return torch.einsum("bchw,qc->bqhw", feats.float(), self.text_features())
 
     @property
