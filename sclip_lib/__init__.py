@@ -8,7 +8,7 @@
 
 from . import viz
 from .attention import ATTENTIONS, AttentionContext, Prior, register_attention, register_modifier
-from .benchmarks import BENCHMARKS, RESCLIP_PROTOCOL, Benchmark, load_benchmark
+from .benchmarks import BENCHMARKS, PROTOCOLS, Benchmark, load_benchmark
 from .encoder import DenseEncoder
 from .metrics import IoUResult, MeanIoU
 from .models import CHECKPOINT_DIR_ENV, WeightsError, load_clip, weights_info
@@ -32,7 +32,7 @@ __all__ = [
     "MeanIoU",
     "OPENAI_IMAGENET_TEMPLATES",
     "PAMR",
-    "RESCLIP_PROTOCOL",
+    "PROTOCOLS",
     "Prior",
     "STUFF_BACKGROUND",
     "Segmenter",

@@ -130,7 +130,7 @@ def register_modifier(name: str):
     return wrap
 
 
-def _compose(registry: "_Registry", name: str) -> AttentionVariant:
+def _compose(registry: "_Registry", name: str, params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
     base, *mods = name.split("+")
     variant = registry[base]
     unknown = [m for m in mods if m not in _MODIFIERS]
@@ -140,13 +140,21 @@ def _compose(registry: "_Registry", name: str) -> AttentionVariant:
             f"modifiers from ({', '.join(_MODIFIERS) or 'none registered'}), e.g. 'sclip+rcs+sfr'"
         )
     for m in mods:
-        variant = _MODIFIERS[m](variant)
+        variant = _MODIFIERS[m](variant, **(params or {}).get(m, {}))
     return variant
 
 
-def get_attention(attention: "str | AttentionVariant") -> AttentionVariant:
-    """A variant from its name (``"sclip"``, ``"naclip+rcs+sfr"``) or the variant itself."""
-    return attention if isinstance(attention, AttentionVariant) else ATTENTIONS[attention]
+def get_attention(attention: "str | AttentionVariant", params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
+    """A variant from its name (``"sclip"``, ``"naclip+rcs+sfr"``) or the variant itself.
+
+    ``params`` maps a modifier named in ``attention`` to its keyword arguments, e.g.
+    ``get_attention("naclip+rcs+sfr", {"sfr": {"temp_thd": 0.5}})`` (how a protocol sets per-benchmark weights).
+    """
+    if isinstance(attention, AttentionVariant):
+        return attention
+    if params and "+" in attention:
+        return _compose(ATTENTIONS, attention, params)
+    return ATTENTIONS[attention]
 
 
 def _attend(logits: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

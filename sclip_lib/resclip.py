@@ -42,7 +42,7 @@ __all__ = [
 RCS_LAYERS = (5, 6, 7, 8)
 # Defaults where no benchmark protocol is given: the authors' COCO-Stuff and COCO-Object configs
 # (configs/cfg_coco_stuff164k.py, cfg_coco_object.py); each benchmark's own values are in
-# sclip_lib.benchmarks.resclip_protocol. The authors' code has no global default (it raises).
+# the "resclip" protocol (sclip_lib.benchmarks.protocols). The authors' code has no global default (it raises).
 DEFAULT_RCS_WEIGHTS = (2.0, 0.4)  # (tau_rcs, lambda_rcs) = attn_rcs_weights
 DEFAULT_SFR_WEIGHTS = (1.8, 0.7)  # (tau_sfr, lambda_sfr) = attn_sfr_weights
 DEFAULT_TEMP_THD = 0.11  # temp_thd: first-pass pixels less confident than this count as query 0

@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import sclip_lib as sl
 from sclip_lib.resclip import patch_labels, same_class_affinity, sfr_affinity, straight_path_within_class
@@ -319,7 +320,7 @@ def test_segmenter_runs_resclip_and_records_its_settings(vit_b32):
     from tests.conftest import ONE_TEMPLATE
 
     image = torch.rand(3, 240, 300)
-    variant = sl.RESCLIP_PROTOCOL["voc21"].attention("naclip")
+    variant = sl.PROTOCOLS["resclip"].attention_for(sl.BENCHMARKS["voc21"], "naclip+rcs+sfr")
     seg = sl.Segmenter(vit_b32, ["cat", "dog"], attention=variant, templates=ONE_TEMPLATE, short_side=224)
     mask = seg.predict(image)
     assert mask.shape == (240, 300)
@@ -336,30 +337,72 @@ def test_segmenter_runs_resclip_and_records_its_settings(vit_b32):
     assert int(prior.labels.max()) < 2 and bool(((prior.confidence >= 0.5) & (prior.confidence <= 1)).all())
 
 
-def test_protocol_rows_match_the_published_averages():
-    from sclip_lib.benchmarks.resclip_protocol import RESCLIP_PUBLISHED_AVERAGES
-
-    with_bg = ["voc21", "context60", "coco_object"]
-    without = ["voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
-    assert list(sl.RESCLIP_PROTOCOL) == list(sl.BENCHMARKS)
-    for base, ((b_w, r_w), (b_wo, r_wo)) in RESCLIP_PUBLISHED_AVERAGES.items():
-        for names, (b, r) in [(with_bg, (b_w, r_w)), (without, (b_wo, r_wo))]:
-            rows = [sl.RESCLIP_PROTOCOL[n].published[base] for n in names]
-            assert abs(sum(x for x, _ in rows) / len(rows) - b) <= 0.1
-            assert abs(sum(y for _, y in rows) / len(rows) - r) <= 0.1
-    for name in ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]:
-        assert sl.RESCLIP_PROTOCOL[name].published["sclip"][0] == sl.BENCHMARKS[name].paper_miou  # SCLIP's own
+# ResCLIP README tables (figs/main_results_w.png, figs/main_results_wo.png), ViT-B/16: each method's
+# "Avg." column (with background, without), base row and "+ResCLIP" row.
+PUBLISHED_AVERAGES = {"sclip": ((40.0, 42.7), (37.1, 39.3)), "clearclip": ((39.1, 42.0), (37.5, 40.0)),
+                      "naclip": ((41.4, 43.2), (38.2, 40.3))}  # fmt: skip
 
 
-def test_protocol_settings(vit_b32):
-    p = sl.RESCLIP_PROTOCOL["voc21"]
-    s = p.settings
-    assert (s.short_side, s.logit_scale, s.prob_thd, s.area_thd, s.pamr) == (336, 40.0, 0.1, None, False)
-    assert s.inference == "whole" and sl.RESCLIP_PROTOCOL["voc20"].settings.inference == "whole"  # slide_crop=0
-    city = sl.RESCLIP_PROTOCOL["cityscapes"].settings
+def test_first_pass_gives_each_window_the_same_prior_one_by_one_or_in_chunks(vit_b32, monkeypatch):
+    import sclip_lib.segmenter as segmenter_module
+    from tests.conftest import ONE_TEMPLATE
+
+    seg = sl.Segmenter(vit_b32, ["cat", "dog", "grass"], attention="sclip+sfr", templates=ONE_TEMPLATE)
+    torch.manual_seed(0)
+    windows = torch.randn(5, 3, 224, 224)
+    features = F.normalize(torch.randn(5, vit_b32.visual.output_dim, 7, 7), dim=1)
+    one = seg.coarse_segmentation(features, windows)  # a CPU: one window at a time
+    monkeypatch.setattr(segmenter_module, "_prior_chunk", lambda windows, queries: 3)  # as on a GPU: 3 + 2
+    chunked = seg.coarse_segmentation(features, windows)
+    assert torch.equal(one.labels, chunked.labels) and one.labels.shape == (5, 224, 224)
+    torch.testing.assert_close(one.confidence, chunked.confidence, rtol=1e-5, atol=1e-6)
+    # each window's prior is its own: the first window alone gives the same
+    alone = seg.coarse_segmentation(features[:1], windows[:1])
+    assert torch.equal(alone.labels[0], one.labels[0])
+
+
+def test_protocol_numbers_match_the_published_averages_and_the_bases_own_papers():
+    resclip = sl.PROTOCOLS["resclip"]
+    groups = [["voc21", "context60", "coco_object"], ["voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]]
+    assert set(resclip.benchmarks) == set(sl.BENCHMARKS)
+    for base, averages in PUBLISHED_AVERAGES.items():
+        for names, (base_avg, plus_avg) in zip(groups, averages):
+            benches = [sl.BENCHMARKS[n] for n in names]
+            plus = [resclip.numbers(b, f"{base}+rcs+sfr")[0].miou for b in benches]
+            # the table's base rows are each base's own paper number, under the base's own protocol
+            own = [sl.PROTOCOLS[base].numbers(b)[0].miou for b in benches]
+            # the table averages unrounded numbers: its average and that of its rounded cells differ by < 0.1
+            assert abs(sum(plus) / len(plus) - plus_avg) <= 0.1
+            assert abs(sum(own) / len(own) - base_avg) <= 0.1
+    # ResCLIP's protocol publishes no number for a base alone or one module alone
+    assert resclip.numbers(sl.BENCHMARKS["voc21"], "naclip") == (None, None)
+    assert resclip.numbers(sl.BENCHMARKS["voc21"], "naclip+rcs") == (None, None)
+
+
+def test_protocol_settings_and_weights_per_benchmark(vit_b32):
+    resclip = sl.PROTOCOLS["resclip"]
+    voc21, city = (resclip.settings_for(sl.BENCHMARKS[n]) for n in ("voc21", "cityscapes"))
+    assert (voc21.short_side, voc21.logit_scale, voc21.prob_thd, voc21.area_thd, voc21.pamr) == (336, 40.0, 0.1, None, False)
+    assert voc21.inference == "whole" and resclip.settings_for(sl.BENCHMARKS["voc20"]).inference == "whole"  # slide_crop=0
     assert (city.short_side, city.crop, city.stride, city.inference) == (560, 224, 112, "slide")
-    seg = sl.RESCLIP_PROTOCOL["context60"].segmenter(vit_b32, base="clearclip", sfr=False, templates=("{}",), batch_size=2)
-    assert seg.attention == "clearclip+rcs" and seg.has_background and seg.num_classes == 60
-    assert seg.settings.batch_size == 2 and seg.encoder.variant.params["rcs_weights"] == (2.0, 0.3)
-    with pytest.raises(ValueError, match="published bases"):
-        p.attention("vanilla")
+    # names get the benchmark's weights (cfg_context60.py: attn_rcs_weights=[2.0, 0.3], temp_thd=0.30)
+    bench = sl.BENCHMARKS["context60"]
+    seg = bench.segmenter(vit_b32, "clearclip+rcs+sfr", protocol="resclip", batch_size=2)
+    params = seg.encoder.variant.params
+    assert seg.attention == "clearclip+rcs+sfr" and seg.has_background and seg.num_classes == 60
+    assert params["rcs_weights"] == (2.0, 0.3) and params["sfr_weights"] == (1.8, 0.7) and params["temp_thd"] == 0.3
+    assert seg.protocol == "resclip" and seg.settings.batch_size == 2
+    # the same names under SCLIP's protocol keep the modules' defaults, and other weights leave the protocol
+    assert bench.segmenter(vit_b32, "clearclip+rcs").encoder.variant.params["rcs_weights"] == (2.0, 0.4)
+    other = sl.resclip("clearclip", rcs_weights=(2.0, 0.5), sfr_weights=(1.8, 0.7), temp_thd=0.3)
+    assert bench.segmenter(vit_b32, other, protocol="resclip").protocol is None
+
+
+def test_results_show_resclip_numbers_only_for_a_published_method_under_its_protocol(vit_b32):
+    from sclip_lib.evaluate import _published
+
+    bench = sl.BENCHMARKS["voc21"]
+    runs = [("naclip+rcs+sfr", "resclip"), ("sclip+rcs+sfr", "resclip"), ("sclip+rcs", "resclip"), ("naclip", "resclip"),
+            ("naclip+rcs+sfr", "naclip")]  # fmt: skip
+    shown = [_published(bench.segmenter(vit_b32, a, protocol=p), bench)["paper_miou"] for a, p in runs]
+    assert shown == [61.1, 60.7, None, None, None]

@@ -11,7 +11,6 @@ from .layouts import LayoutError
 from .loading import BenchmarkData, BenchmarkSourceError, Sample, load_benchmark
 from .protocols import PROTOCOLS, Protocol, Published, UnknownProtocolError, get_protocol
 from .registry import BENCHMARKS, PAPER_ORDER, Benchmark, HubSource, UnknownBenchmarkError, get_benchmark
-from .resclip_protocol import RESCLIP_PROTOCOL, ResCLIPProtocol
 
 __all__ = [
     "PROTOCOLS",
@@ -22,7 +21,6 @@ __all__ = [
     "BENCHMARKS",
     "IGNORE",
     "PAPER_ORDER",
-    "RESCLIP_PROTOCOL",
     "Benchmark",
     "BenchmarkData",
     "BenchmarkSourceError",
@@ -30,7 +28,6 @@ __all__ = [
     "LabelError",
     "LabelMap",
     "LayoutError",
-    "ResCLIPProtocol",
     "Sample",
     "UnknownBenchmarkError",
     "get_benchmark",
