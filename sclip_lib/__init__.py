@@ -7,12 +7,13 @@
 """
 
 from . import viz
-from .attention import ATTENTIONS, AttentionContext, register_attention
-from .benchmarks import BENCHMARKS, Benchmark, load_benchmark
+from .attention import ATTENTIONS, AttentionContext, Prior, register_attention, register_modifier
+from .benchmarks import BENCHMARKS, PROTOCOLS, Benchmark, load_benchmark
 from .encoder import DenseEncoder
 from .metrics import IoUResult, MeanIoU
 from .models import CHECKPOINT_DIR_ENV, WeightsError, load_clip, weights_info
 from .pamr import PAMR
+from .resclip import resclip
 from .segmenter import Segmenter, Settings
 from .evaluate import evaluate
 from .text import OPENAI_IMAGENET_TEMPLATES, STUFF_BACKGROUND, parse_classes, read_class_file, text_embeddings
@@ -31,6 +32,8 @@ __all__ = [
     "MeanIoU",
     "OPENAI_IMAGENET_TEMPLATES",
     "PAMR",
+    "PROTOCOLS",
+    "Prior",
     "STUFF_BACKGROUND",
     "Segmenter",
     "Settings",
@@ -41,6 +44,8 @@ __all__ = [
     "parse_classes",
     "read_class_file",
     "register_attention",
+    "register_modifier",
+    "resclip",
     "sliding_windows",
     "text_embeddings",
     "weights_info",

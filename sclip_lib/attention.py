@@ -14,12 +14,35 @@ Adding a variant is one function and one decorator::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
 import torch
 
-__all__ = ["ATTENTIONS", "AttentionContext", "AttentionVariant", "register_attention", "attention_weights"]
+__all__ = [
+    "ATTENTIONS",
+    "AttentionContext",
+    "AttentionVariant",
+    "Prior",
+    "get_attention",
+    "register_attention",
+    "register_modifier",
+    "attention_weights",
+]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A first pass's coarse segmentation of each window, for variants that refine with it (ResCLIP's SFR).
+
+    ``labels`` ``(B, H, W)`` int64: the query with the highest probability at each pixel of the window;
+    ``confidence`` ``(B, H, W)`` float: that probability; ``patch_size``: the encoder's (rows, cols) pixels
+    per patch, so a variant can gather the pixels of each patch.
+    """
+
+    labels: torch.Tensor
+    confidence: torch.Tensor
+    patch_size: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -28,6 +51,10 @@ class AttentionContext:
 
     scale: float | torch.Tensor  # head_dim ** -0.5, or a per-head tensor for scaled-cosine attention
     grid: tuple[int, int]  # patch grid (rows, cols) of the window
+    # Set only for variants that ask for them (see AttentionVariant), so the others see exactly what they did:
+    bias: torch.Tensor | None = None  # additive logit bias before every softmax, broadcast to (B, heads, L, L)
+    layers: Mapping[int, torch.Tensor] | None = None  # block index -> its softmax(s q k^T), (B, heads, L, L)
+    prior: Prior | None = None  # the first pass's coarse segmentation; None during the first pass itself
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,10 @@ class AttentionVariant:
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, AttentionContext], torch.Tensor]
     keep_residual: bool  # last block keeps `x + attn(...)` and `x + mlp(...)`
     description: str = ""
+    takes_bias: bool = False  # fn adds ctx.bias to its logits before the softmax (and scales them by ctx.scale)
+    layers: tuple[int, ...] = ()  # earlier blocks whose q-k attention fn reads from ctx.layers
+    needs_prior: bool = False  # fn runs twice: without ctx.prior, then with the first pass's coarse segmentation
+    params: Mapping[str, object] = field(default_factory=dict)  # settings of composed variants, for results files
 
 
 class _Registry(Mapping[str, AttentionVariant]):
@@ -45,6 +76,8 @@ class _Registry(Mapping[str, AttentionVariant]):
         self._items: dict[str, AttentionVariant] = {}
 
     def __getitem__(self, name: str) -> AttentionVariant:
+        if isinstance(name, str) and "+" in name:  # "base+modifier+...", e.g. "sclip+rcs+sfr"
+            return _compose(self, name)
         try:
             return self._items[name]
         except KeyError:
@@ -63,27 +96,77 @@ class _Registry(Mapping[str, AttentionVariant]):
 ATTENTIONS = _Registry()
 
 
-def register_attention(name: str, *, keep_residual: bool, description: str = ""):
-    """Decorator that adds ``fn`` to :data:`ATTENTIONS` under ``name``."""
+def register_attention(name: str, *, keep_residual: bool, description: str = "", takes_bias: bool = False):
+    """Decorator that adds ``fn`` to :data:`ATTENTIONS` under ``name``.
+
+    ``takes_bias``: ``fn`` adds ``ctx.bias`` (when set) to every logit matrix before its softmax, which
+    lets logit-level modifiers such as ResCLIP's SFR compose with it.
+    """
 
     def wrap(fn):
-        if name in ATTENTIONS:
-            raise ValueError(f"attention {name!r} is already registered")
-        ATTENTIONS._items[name] = AttentionVariant(name, fn, keep_residual, description or (fn.__doc__ or "").strip())
+        if name in ATTENTIONS._items or "+" in name:
+            raise ValueError(f"attention {name!r} is already registered" if "+" not in name else
+                             f"attention names may not contain '+' (it joins modifiers): {name!r}")
+        ATTENTIONS._items[name] = AttentionVariant(
+            name, fn, keep_residual, description or (fn.__doc__ or "").strip(), takes_bias=takes_bias
+        )
         return fn
 
     return wrap
 
 
-def _attend(logits: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+_MODIFIERS: dict[str, Callable[..., AttentionVariant]] = {}
+
+
+def register_modifier(name: str):
+    """Decorator that adds ``build(base: AttentionVariant) -> AttentionVariant`` as ``"<base>+<name>"``."""
+
+    def wrap(build):
+        if name in _MODIFIERS:
+            raise ValueError(f"modifier {name!r} is already registered")
+        _MODIFIERS[name] = build
+        return build
+
+    return wrap
+
+
+def _compose(registry: "_Registry", name: str, params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
+    base, *mods = name.split("+")
+    variant = registry[base]
+    unknown = [m for m in mods if m not in _MODIFIERS]
+    if unknown or len(set(mods)) != len(mods):
+        raise KeyError(
+            f"unknown attention {name!r}: write a base variant ({', '.join(registry._items)}) followed by distinct "
+            f"modifiers from ({', '.join(_MODIFIERS) or 'none registered'}), e.g. 'sclip+rcs+sfr'"
+        )
+    for m in mods:
+        variant = _MODIFIERS[m](variant, **(params or {}).get(m, {}))
+    return variant
+
+
+def get_attention(attention: "str | AttentionVariant", params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
+    """A variant from its name (``"sclip"``, ``"naclip+rcs+sfr"``) or the variant itself.
+
+    ``params`` maps a modifier named in ``attention`` to its keyword arguments, e.g.
+    ``get_attention("naclip+rcs+sfr", {"sfr": {"temp_thd": 0.5}})`` (how a protocol sets per-benchmark weights).
+    """
+    if isinstance(attention, AttentionVariant):
+        return attention
+    if params and "+" in attention:
+        return _compose(ATTENTIONS, attention, params)
+    return ATTENTIONS[attention]
+
+
+def _attend(logits: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     # softmax in float32 even under fp16 autocast: rows of near-equal logits lose their order in half
-    return logits.float().softmax(dim=-1).to(v.dtype) @ v
+    logits = logits.float() if bias is None else logits.float() + bias
+    return logits.softmax(dim=-1).to(v.dtype) @ v
 
 
-@register_attention("vanilla", keep_residual=True)
+@register_attention("vanilla", keep_residual=True, takes_bias=True)
 def vanilla(q, k, v, ctx):
     """CLIP's own attention: softmax(s q k^T)."""
-    return _attend(q @ k.transpose(-2, -1) * ctx.scale, v)
+    return _attend(q @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
 
 
 @register_attention("maskclip", keep_residual=True)
@@ -101,26 +184,26 @@ def maskclip_no_residual(q, k, v, ctx):
     return v
 
 
-@register_attention("sclip", keep_residual=True)
+@register_attention("sclip", keep_residual=True, takes_bias=True)
 def sclip(q, k, v, ctx):
     """SCLIP's correlative self-attention: softmax(s q q^T) + softmax(s k k^T), rows sum to 2."""
-    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v) + _attend(k @ k.transpose(-2, -1) * ctx.scale, v)
+    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v, ctx.bias) + _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
 
 
-@register_attention("clearclip", keep_residual=False)
+@register_attention("clearclip", keep_residual=False, takes_bias=True)
 def clearclip(q, k, v, ctx):
     """ClearCLIP: softmax(s q q^T) without residual and MLP."""
-    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v)
+    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v, ctx.bias)
 
 
 NACLIP_SIGMA = 5.0
 
 
-@register_attention("naclip", keep_residual=False)
+@register_attention("naclip", keep_residual=False, takes_bias=True)
 def naclip(q, k, v, ctx):
     """NACLIP: softmax(s k k^T + Gaussian neighbourhood bias on the patch grid), no residual and MLP."""
     bias = gaussian_neighbourhood(ctx.grid, NACLIP_SIGMA, device=k.device)
-    return _attend(k @ k.transpose(-2, -1) * ctx.scale + bias, v)
+    return _attend(k @ k.transpose(-2, -1) * ctx.scale + bias, v, ctx.bias)
 
 
 def gaussian_neighbourhood(grid: tuple[int, int], sigma: float, device=None) -> torch.Tensor:
@@ -133,11 +216,11 @@ def gaussian_neighbourhood(grid: tuple[int, int], sigma: float, device=None) -> 
     return bias
 
 
-def attention_weights(name: str, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+def attention_weights(name: "str | AttentionVariant", q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
     """The (batch, heads, L, L) attention matrix of a variant, for plots.
 
     Feeding the identity as ``v`` turns ``A @ v`` into ``A``, so the plot shows exactly the function
     the encoder runs, with no second definition of any variant.
     """
     eye = torch.eye(q.shape[-2], dtype=q.dtype, device=q.device).expand(*q.shape[:-1], q.shape[-2])
-    return ATTENTIONS[name].fn(q, k, eye, ctx)
+    return get_attention(name).fn(q, k, eye, ctx)

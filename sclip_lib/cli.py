@@ -65,7 +65,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path (default openai)")
     p.add_argument("--allow-untrained", action="store_true",
                    help="smoke test with random weights when --pretrained is not given (output not meaningful)")
-    p.add_argument("--attention", default="sclip", help="attention variant (sclip, vanilla, maskclip, maskclip_no_residual, clearclip, naclip)")
+    p.add_argument("--attention", default="sclip", help="attention variant (sclip, vanilla, maskclip, maskclip_no_residual, clearclip, naclip; ResCLIP: e.g. naclip+rcs+sfr)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="windows per encoder call")
 

@@ -7,13 +7,18 @@ never modified, so several encoders with different variants can share one set of
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTIONS, AttentionContext, AttentionVariant, attention_weights
+from .attention import AttentionContext, AttentionVariant, Prior, attention_weights, get_attention
 
-__all__ = ["DenseEncoder", "POS_RESIZE_RULES", "resize_positional_embedding"]
+__all__ = ["DenseEncoder", "Feedback", "POS_RESIZE_RULES", "resize_positional_embedding"]
+
+# Builds a prior from the first pass: (L2-normalised patch features (B, dim, h, w), the windows (B, 3, H, W)).
+Feedback = Callable[[torch.Tensor, torch.Tensor], Prior]
 
 # How the learned positional embedding is resized to another patch grid:
 # "scale_factor": the rule of the CLIP code that SCLIP, ClearCLIP and NACLIP ship (``clip/model.py`` /
@@ -42,9 +47,13 @@ class DenseEncoder(nn.Module):
 
     ``forward(images)`` returns every output token after ``ln_post`` and ``proj``: ``(B, 1 + h*w, dim)``,
     CLS first. ``dense_features(images)`` returns the L2-normalised patch features ``(B, dim, h, w)``.
+
+    Variants that read earlier blocks' attention (``variant.layers``) get it from the same forward pass;
+    variants that need a prior (``variant.needs_prior``) run the last block twice, the first time without
+    the prior, and ``feedback`` turns that first pass's patch features into the prior.
     """
 
-    def __init__(self, model: nn.Module, attention: str = "sclip", pos_resize: str = "scale_factor") -> None:
+    def __init__(self, model: nn.Module, attention: str | AttentionVariant = "sclip", pos_resize: str = "scale_factor") -> None:
         super().__init__()
         if pos_resize not in POS_RESIZE_RULES:
             raise ValueError(f"pos_resize must be one of {POS_RESIZE_RULES}, got {pos_resize!r}")
@@ -52,7 +61,13 @@ class DenseEncoder(nn.Module):
         visual = getattr(model, "visual", model)
         _check_supported(visual)
         self.visual = visual
-        self.variant: AttentionVariant = ATTENTIONS[attention]
+        self.variant: AttentionVariant = get_attention(attention)
+        last = len(visual.transformer.resblocks) - 1
+        if any(not 0 <= i < last for i in self.variant.layers):
+            raise ValueError(
+                f"attention {self.variant.name!r} reads blocks {list(self.variant.layers)}, but this ViT has blocks "
+                f"0..{last - 1} before its last block; choose block indices below {last}"
+            )
         self.patch_size: tuple[int, int] = tuple(visual.patch_size)
         self._pos_cache: dict[tuple, torch.Tensor] = {}
 
@@ -102,38 +117,96 @@ class DenseEncoder(nn.Module):
             x = block(x)
         return x if getattr(t, "batch_first", True) else x.transpose(0, 1)
 
-    def last_block(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """The swapped last block."""
-        block = self.visual.transformer.resblocks[-1]
-        q, k, v, scale = _project_qkv(block.attn, block.ln_1(x))
-        out = self.variant.fn(q, k, v, AttentionContext(scale=scale, grid=grid))
-        branch = block.ls_1(getattr(block, "ln_attn", nn.Identity())(_project_out(block.attn, out)))
-        if not self.variant.keep_residual:
-            return branch
-        x = x + branch
-        return x + block.ls_2(block.mlp(block.ln_2(x)))
+    def run_blocks_collecting(self, x: torch.Tensor, stop: int, layers: tuple[int, ...]):
+        """``run_blocks`` that also returns ``{i: softmax(s q k^T)}`` ``(B, heads, L, L)`` of the blocks ``layers``.
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        Those blocks run through the same projections as the last block, with their attention written
+        out so that its matrix can be kept; their output equals the block's own forward up to rounding.
+        """
+        seq_first = not getattr(self.visual.transformer, "batch_first", True)
+        maps: dict[int, torch.Tensor] = {}
+        for i, block in enumerate(self.visual.transformer.resblocks[:stop]):
+            if i in layers:
+                x = _block_forward(block, x, _recording_qk_attention(maps, i), True, grid=(0, 0))
+            else:
+                x = block(x.transpose(0, 1)).transpose(0, 1) if seq_first else block(x)
+        return x, maps
+
+    def last_block(
+        self,
+        x: torch.Tensor,
+        grid: tuple[int, int],
+        *,
+        layers: dict[int, torch.Tensor] | None = None,
+        prior: Prior | None = None,
+    ) -> torch.Tensor:
+        """The swapped last block (``layers`` and ``prior`` reach the variant through its context)."""
+        block = self.visual.transformer.resblocks[-1]
+        return _block_forward(block, x, self.variant.fn, self.variant.keep_residual, grid, layers=layers, prior=prior)
+
+    def last_block_input(self, images: torch.Tensor):
+        """The last block's input ``(B, L, width)`` and the attention of the blocks the variant reads."""
+        stop = len(self.visual.transformer.resblocks) - 1
+        if self.variant.layers:
+            return self.run_blocks_collecting(self.embed(images), stop, self.variant.layers)
+        return self.run_blocks(self.embed(images), stop), None
+
+    def forward(self, images: torch.Tensor, feedback: Feedback | None = None) -> torch.Tensor:
         grid = self.grid(*images.shape[-2:])
-        x = self.run_blocks(self.embed(images), len(self.visual.transformer.resblocks) - 1)
-        x = self.last_block(x, grid)
+        x, layers = self.last_block_input(images)
+        prior = self._prior(x, grid, layers, images, feedback)
+        x = self.last_block(x, grid, layers=layers, prior=prior)
         return self.visual.ln_post(x) @ self.visual.proj
 
-    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
+    def dense_features(self, images: torch.Tensor, feedback: Feedback | None = None) -> torch.Tensor:
         """L2-normalised patch features ``(B, dim, h, w)``; the CLS token is dropped here, at the end."""
-        grid = self.grid(*images.shape[-2:])
-        tokens = F.normalize(self(images)[:, 1:], dim=-1)
+        tokens = self(images) if feedback is None else self(images, feedback)
+        return self._dense(tokens, self.grid(*images.shape[-2:]))
+
+    @staticmethod
+    def _dense(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        tokens = F.normalize(tokens[:, 1:], dim=-1)
         return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
 
+    def _prior(self, x, grid, layers, images, feedback: Feedback | None) -> Prior | None:
+        """The first pass (last block only, without prior) turned into a prior by ``feedback``."""
+        if not self.variant.needs_prior:
+            return None
+        if feedback is None:
+            raise ValueError(
+                f"attention {self.variant.name!r} refines the last block with a first-pass segmentation, which needs "
+                "the class names: run it through sclip_lib.Segmenter, or pass feedback= (patch features -> Prior)"
+            )
+        first = self.visual.ln_post(self.last_block(x, grid, layers=layers)) @ self.visual.proj
+        return feedback(self._dense(first, grid), images)
+
     @torch.no_grad()
-    def attention_maps(self, images: torch.Tensor, layer: int = -1, attention: str | None = None) -> torch.Tensor:
-        """Attention matrices ``(B, heads, L, L)`` of block ``layer`` under ``attention`` (default: ours)."""
+    def attention_maps(
+        self,
+        images: torch.Tensor,
+        layer: int = -1,
+        attention: str | AttentionVariant | None = None,
+        feedback: Feedback | None = None,
+    ) -> torch.Tensor:
+        """Attention matrices ``(B, heads, L, L)`` of block ``layer`` under ``attention`` (default: ours).
+
+        For the last block, variants that read earlier blocks or a prior get them as in ``forward``
+        (``feedback`` builds the prior).
+        """
         blocks = self.visual.transformer.resblocks
         layer = layer % len(blocks)
-        x = self.run_blocks(self.embed(images), layer)
+        variant = get_attention(attention or self.variant)
+        layers = prior = None
+        grid = self.grid(*images.shape[-2:])
+        if layer == len(blocks) - 1 and (variant.layers or variant.needs_prior):
+            enc = DenseEncoder(self.visual, variant, self.pos_resize)
+            x, layers = enc.last_block_input(images)
+            prior = enc._prior(x, grid, layers, images, feedback)
+        else:
+            x = self.run_blocks(self.embed(images), layer)
         q, k, _, scale = _project_qkv(blocks[layer].attn, blocks[layer].ln_1(x))
-        ctx = AttentionContext(scale=scale, grid=self.grid(*images.shape[-2:]))
-        return attention_weights(attention or self.attention, q, k, ctx)
+        ctx = AttentionContext(scale=scale, grid=grid, layers=layers, prior=prior)
+        return attention_weights(variant, q, k, ctx)
 
 
 def _check_supported(visual: nn.Module) -> None:
@@ -149,6 +222,27 @@ def _check_supported(visual: nn.Module) -> None:
         raise TypeError("ViTs with an attentional pooler (CoCa) have no per-patch output tokens.")
     if visual.proj is None:
         raise TypeError("this ViT has no output projection (proj is None), so its tokens are not in text space.")
+
+
+def _block_forward(block: nn.Module, x: torch.Tensor, fn, keep_residual: bool, grid: tuple[int, int], **context):
+    """One block (batch-first) with the attention function ``fn``; ``context`` completes its AttentionContext."""
+    q, k, v, scale = _project_qkv(block.attn, block.ln_1(x))
+    out = fn(q, k, v, AttentionContext(scale=scale, grid=grid, **context))
+    branch = block.ls_1(getattr(block, "ln_attn", nn.Identity())(_project_out(block.attn, out)))
+    if not keep_residual:
+        return branch
+    x = x + branch
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def _recording_qk_attention(maps: dict, index: int):
+    """CLIP's own attention softmax(s q k^T) (float32, as the variants' softmax), keeping the matrix in ``maps``."""
+
+    def fn(q, k, v, ctx):
+        maps[index] = (q @ k.transpose(-2, -1) * ctx.scale).float().softmax(dim=-1)
+        return maps[index].to(v.dtype) @ v
+
+    return fn
 
 
 def _project_qkv(attn: nn.Module, x: torch.Tensor):

@@ -365,10 +365,9 @@ def _published(seg: Segmenter, bench: Benchmark) -> dict:
     none = {"paper_miou": None, "released_miou": None, "protocol": seg.protocol, "published_source": ""}
     if seg.protocol is None:
         return none
-    proto = get_protocol(seg.protocol)
-    if proto.method != seg.attention:
+    paper, released = get_protocol(seg.protocol).numbers(bench, seg.attention)
+    if paper is None and released is None:  # this method was not published under this protocol
         return none
-    paper, released = proto.numbers(bench)
     sources = [f"{label}: {p.source}" for label, p in (("paper", paper), ("released", released)) if p]
     return {"paper_miou": paper.miou if paper else None, "released_miou": released.miou if released else None,
             "protocol": seg.protocol, "published_source": "; ".join(sources)}  # fmt: skip

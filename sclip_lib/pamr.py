@@ -52,12 +52,21 @@ class PAMR(nn.Module):
         pad = max(self.dilations)
         image = image.float()
         padded = F.pad(image, [pad] * 4, mode="replicate")
-        neighbours = torch.stack([_shifted(padded, dy, dx, pad) for dy, dx in _offsets(self.dilations)], dim=2)
-        # each dilation's 3x3 window holds the centre too: len(dilations) copies of it in the deviation
-        centres = image[:, :, None].expand(-1, -1, len(self.dilations), -1, -1)
-        sigma = torch.cat([centres, neighbours], dim=2).std(dim=2, keepdim=True)
-        kappa = -(image[:, :, None] - neighbours).abs() / (1e-8 + 0.1 * sigma)
-        return kappa.mean(dim=1).softmax(dim=1)
+        offsets = _offsets(self.dilations)
+        # each dilation's 3x3 window holds the centre too: len(dilations) copies of it in the deviation.
+        # Two passes over the shifted views (mean, then squared deviations) instead of one stack of all
+        # P neighbours: the same unbiased deviation, a working set of a few image planes.
+        n = len(offsets) + len(self.dilations)
+        mean = image * len(self.dilations)
+        for dy, dx in offsets:
+            mean = mean + _shifted(padded, dy, dx, pad)
+        mean = mean / n
+        squares = (image - mean).square() * len(self.dilations)
+        for dy, dx in offsets:
+            squares = squares + (_shifted(padded, dy, dx, pad) - mean).square()
+        scale = 1e-8 + 0.1 * (squares / (n - 1)).sqrt()
+        kappa = [-((image - _shifted(padded, dy, dx, pad)).abs() / scale).mean(dim=1) for dy, dx in offsets]
+        return torch.stack(kappa, dim=1).softmax(dim=1)
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -71,6 +80,6 @@ class PAMR(nn.Module):
             # accumulate neighbour by neighbour: never holds P copies of the scores at once
             out = torch.zeros_like(scores)
             for p, (dy, dx) in enumerate(offsets):
-                out += alpha[:, p : p + 1] * _shifted(padded, dy, dx, pad)
+                out.addcmul_(alpha[:, p : p + 1], _shifted(padded, dy, dx, pad))  # one kernel, no temporary
             scores = out
         return scores

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import AttentionVariant, Prior
 from .encoder import POS_RESIZE_RULES, DenseEncoder
 from .images import as_image_tensor, normalize, resize_to_fit, resized_size
 from .models import weights_info
@@ -97,7 +98,8 @@ class Segmenter:
         model: an open_clip CLIP model (from :func:`sclip_lib.load_clip`).
         classes: class names; synonyms of one class are separated by commas (``"sofa, couch"``).
             Accepts a list or one ``;``-separated string.
-        attention: a name in :data:`sclip_lib.ATTENTIONS` (``"sclip"``, ``"vanilla"``, ...).
+        attention: a name in :data:`sclip_lib.ATTENTIONS` (``"sclip"``, ``"vanilla"``, ...), a base name with
+            modifiers (``"naclip+rcs+sfr"``: ResCLIP), or a variant object (:func:`sclip_lib.resclip`).
         background: optional names of a background class, inserted as class 0 (e.g. the stuff words
             of :data:`sclip_lib.STUFF_BACKGROUND`). ``prob_thd`` and ``area_thd`` need one.
         device: ``"cpu"``, ``"cuda"``...; default: the model's device.
@@ -110,7 +112,7 @@ class Segmenter:
         self,
         model: nn.Module,
         classes: str | Sequence[ClassSpec],
-        attention: str = "sclip",
+        attention: str | AttentionVariant = "sclip",
         *,
         background: ClassSpec | None = None,
         device: str | torch.device | None = None,
@@ -144,6 +146,9 @@ class Segmenter:
         self.mean = self.settings.mean or getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
         self.std = self.settings.std or getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
         self._pamr = PAMR(self.settings.pamr_iterations, self.settings.pamr_dilations)
+        # ResCLIP's first pass refines its window logits with PAMR(10, dilations=(8, 16)) whatever the
+        # benchmark's own PAMR setting (clip/model.py, create_logit_temp)
+        self._prior_pamr = PAMR(10, (8, 16))
         self._text: torch.Tensor | None = None
         self.protocol: str | None = None  # set by Benchmark.segmenter when built under a protocol
 
@@ -169,6 +174,7 @@ class Segmenter:
         return {
             "attention": self.attention,
             "protocol": self.protocol,
+            **({"attention_params": dict(self.encoder.variant.params)} if self.encoder.variant.params else {}),
             "weights": self.weights.describe() if self.weights else "unknown (model not from load_clip)",
             "untrained": self.untrained,
             "classes": [list(c) for c in self.class_names.classes],
@@ -240,8 +246,32 @@ class Segmenter:
     def crop_logits(self, crops: torch.Tensor) -> torch.Tensor:
         """Patch logits ``(B, num_queries, gh, gw)`` of a batch of same-size normalised crops ``(B, 3, h, w)``."""
         with self._autocast():
-            feats = self.encoder.dense_features(crops)  # (B, dim, gh, gw)
+            feedback = self._feedback  # only variants that refine with a first pass (ResCLIP's SFR) take one
+            feats = self.encoder.dense_features(crops) if feedback is None else self.encoder.dense_features(crops, feedback)
         return torch.einsum("bchw,qc->bqhw", feats.float(), self.text_features())
+
+    @property
+    def _feedback(self):
+        return self.coarse_segmentation if self.encoder.variant.needs_prior else None
+
+    def coarse_segmentation(self, features: torch.Tensor, windows: torch.Tensor) -> Prior:
+        """The prior of a first pass (for variants such as ResCLIP's SFR), for a batch of windows.
+
+        As ResCLIP's ``create_logit_temp``: patch logits against the class names, bilinear to the window,
+        PAMR with the window's pixels, softmax at ``logit_scale``; the top query per pixel and its probability.
+        """
+        text = self.text_features()
+        chunk = _prior_chunk(windows, text.shape[0])
+        labels, confidence = [], []
+        with torch.autocast(windows.device.type, enabled=False):
+            for feats, pixels in zip(features.float().split(chunk), windows.float().split(chunk)):
+                logits = torch.einsum("bchw,qc->bqhw", feats, text)
+                logits = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+                probs = (self._prior_pamr(pixels, logits) * self.settings.logit_scale).softmax(dim=1)
+                top, index = probs.max(dim=1)
+                labels.append(index)
+                confidence.append(top)
+        return Prior(torch.cat(labels), torch.cat(confidence), self.encoder.patch_size)
 
     def logits(self, image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The checked image, the network input and its merged query logits at the resized scale."""
@@ -317,6 +347,23 @@ class Segmenter:
             f"Segmenter(attention={self.attention!r}, classes={self.num_classes}, device={self.device}, "
             f"untrained={self.untrained})"
         )
+
+
+_PRIOR_CHUNK_BYTES = 256 * 2**20  # the first pass's working memory for full-size window logits
+
+
+def _prior_chunk(windows: torch.Tensor, num_queries: int) -> int:
+    """How many windows the first pass refines together.
+
+    On a GPU windows go through PAMR together (each of its iterations is 16 small kernels, so one call
+    per window would be launch-bound), in chunks whose full-size logits and PAMR's copies of them stay
+    within _PRIOR_CHUNK_BYTES. On a CPU one window at a time keeps PAMR's working set in cache (8 windows
+    of 224x224, 21 classes, 2 cores: 0.18 s one by one, 0.63 s at once).
+    """
+    if windows.device.type == "cpu":
+        return 1
+    per_window = 3 * 4 * num_queries * windows.shape[-2] * windows.shape[-1]
+    return max(1, _PRIOR_CHUNK_BYTES // per_window)
 
 
 def add_windows(canvas: torch.Tensor, count: torch.Tensor, windows: Sequence[tuple[int, int, int, int]],

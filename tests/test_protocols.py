@@ -21,10 +21,12 @@ def settings(protocol: str, bench: str) -> sl.Settings:
     return get_protocol(protocol).settings_for(sl.BENCHMARKS[bench])
 
 
-def test_the_four_protocols_exist_and_name_their_method():
-    assert set(PROTOCOLS) == {"sclip", "clearclip", "naclip", "maskclip"}
+def test_the_protocols_exist_and_name_their_method():
+    assert set(PROTOCOLS) == {"sclip", "clearclip", "naclip", "maskclip", "resclip"}
     for name, proto in PROTOCOLS.items():
-        assert proto.method == name and proto.method in sl.ATTENTIONS and proto.source
+        # ResCLIP's main method is a base with its two modules (test_resclip.py checks its protocol)
+        assert proto.method == ("naclip+rcs+sfr" if name == "resclip" else name)
+        assert proto.method in sl.ATTENTIONS and proto.source
 
 
 @pytest.mark.parametrize("bench", ALL)

@@ -10,6 +10,8 @@ Sources (read from the authors' repositories; file paths are given with each val
 - ``sclip``: wangf3014/SCLIP, ``configs/cfg_*.py`` and ``clip_segmentor.py`` (the registry's defaults).
 - ``clearclip``: mc-lan/ClearCLIP, ``configs/cfg_*.py``, ``configs/cls_*.txt`` and ``clearclip_segmentor.py``.
 - ``naclip``: sinahmr/NACLIP, ``configs/cfg_*.py``, ``naclip.py`` and ``eval.py``/``test_all.sh`` (PAMR on).
+- ``resclip``: yvhangyang/ResCLIP, ``configs/cfg_*.py``, ``resclip_segmentor.py``, ``test_all.sh`` and the
+  README's result tables (per-benchmark RCS/SFR weights in ``Protocol.modifiers``).
 - ``maskclip``: chongzhou96/MaskCLIP, ``configs/maskclip/maskclip_vit16_*.py``,
   ``configs/_base_/datasets/*.py``, ``configs/_base_/models/maskclip_vit16.py`` and
   ``tools/maskclip_utils/prompt_engineering.py``.
@@ -26,6 +28,7 @@ from typing import Mapping
 
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
+from ..attention import AttentionVariant, get_attention
 from ..segmenter import Settings
 
 __all__ = ["Protocol", "Published", "PROTOCOLS", "get_protocol", "UnknownProtocolError", "MASKCLIP_TEMPLATES"]
@@ -78,6 +81,11 @@ class Protocol:
     published: Mapping[str, Published] = field(default_factory=dict)
     released: Mapping[str, Published] = field(default_factory=dict)  # authors' README, released code
     differences: tuple[str, ...] = ()
+    # benchmark -> modifier -> keyword arguments, for protocols of plug-ins with per-benchmark weights
+    # (ResCLIP: {"rcs": {"weights": ...}, "sfr": {"weights": ..., "temp_thd": ...}})
+    modifiers: Mapping[str, Mapping[str, Mapping]] = field(default_factory=dict)
+    # published numbers of further methods under this same protocol: method -> benchmark -> number
+    also_published: Mapping[str, Mapping[str, Published]] = field(default_factory=dict)
 
     @property
     def benchmarks(self) -> tuple[str, ...]:
@@ -96,12 +104,24 @@ class Protocol:
         own = self.settings[benchmark.name]
         return benchmark.settings if own is None else own
 
-    def numbers(self, benchmark) -> tuple[Published | None, Published | None]:
-        """The method's (paper, released-code) mIoU on ``benchmark`` under this protocol, None where unpublished."""
+    def numbers(self, benchmark, method: str | None = None) -> tuple[Published | None, Published | None]:
+        """The (paper, released-code) mIoU of ``method`` (default: the protocol's own) on ``benchmark``
+        under this protocol, None where unpublished."""
+        method = self.method if method is None else method
+        if method != self.method:
+            return self.also_published.get(method, {}).get(benchmark.name), None
         if self.name == "sclip":  # SCLIP's numbers live with each benchmark in the registry
             return (Published(benchmark.paper_miou, SCLIP_PAPER_SOURCE, verified=False),
                     Published(benchmark.released_miou, SCLIP_README_SOURCE))  # fmt: skip
         return self.published.get(benchmark.name), self.released.get(benchmark.name)
+
+    def attention_for(self, benchmark, attention: "str | AttentionVariant") -> "str | AttentionVariant":
+        """``attention`` with this protocol's weights for ``benchmark``'s modifiers (names only; a variant
+        object keeps its own)."""
+        params = self.modifiers.get(benchmark.name)
+        if not params or not isinstance(attention, str) or "+" not in attention:
+            return attention
+        return get_attention(attention, params)
 
     def class_file(self, benchmark) -> str:
         return self.class_files.get(benchmark.name) or benchmark.class_file or f"{benchmark.name}.txt"
@@ -232,7 +252,47 @@ _MASKCLIP = Protocol(
     ),
 )
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (_SCLIP, _CLEARCLIP, _NACLIP, _MASKCLIP)}
+# ResCLIP (ViT-B/16): resclip_segmentor.py defaults logit_scale=40, slide 224/112, no area_thd, no PAMR on
+# the output; every configs/cfg_*.py resizes to (2048, 336) (cfg_city_scapes: 560), cfg_voc21 and cfg_voc20
+# set slide_crop=0 (whole image); prob_thd 0.1 in cfg_voc21, cfg_context60, cfg_coco_object. Each config
+# sets its own temp_thd, attn_rcs_weights and attn_sfr_weights (below); delete_same_entity=True in all.
+# Published: README result tables figs/main_results_w.png and figs/main_results_wo.png, ViT-B/16 "+ResCLIP"
+# rows (each base row there is the base's own paper number, under the base's own protocol).
+_RES_BASE = Settings(short_side=336, crop=224, stride=112, logit_scale=40.0)
+_RES = {  # benchmark: (prob_thd, temp_thd, (tau, lambda) RCS, (tau, lambda) SFR, whole image, short side)
+    "voc21": (0.1, 0.50, (2.0, 0.3), (2.2, 0.7), True, 336),
+    "context60": (0.1, 0.30, (2.0, 0.3), (1.8, 0.7), False, 336),
+    "coco_object": (0.1, 0.11, (2.0, 0.4), (1.8, 0.7), False, 336),
+    "voc20": (0.0, 0.10, (2.0, 0.6), (2.1, 0.6), True, 336),
+    "context59": (0.0, 0.25, (2.0, 0.4), (1.8, 0.7), False, 336),
+    "coco_stuff": (0.0, 0.11, (2.0, 0.4), (1.8, 0.7), False, 336),
+    "cityscapes": (0.0, 0.10, (2.0, 0.2), (2.1, 0.6), False, 560),
+    "ade20k": (0.0, 0.25, (2.0, 0.3), (2.1, 0.7), False, 336),
+}
+_RES_SOURCE = "ResCLIP README result tables (figs/main_results_w.png, figs/main_results_wo.png), ViT-B/16, "
+_RESCLIP = Protocol(
+    name="resclip",
+    method="naclip+rcs+sfr",  # the paper's main method (test_all.sh: `wo_resi resclip`)
+    title="ResCLIP protocol",
+    source="yvhangyang/ResCLIP configs/cfg_*.py, resclip_segmentor.py, test_all.sh, README",
+    settings={name: replace(_RES_BASE, prob_thd=prob, short_side=short, inference="whole" if whole else "slide")
+              for name, (prob, _, _, _, whole, short) in _RES.items()},  # fmt: skip
+    modifiers={name: {"rcs": {"weights": rcs}, "sfr": {"weights": sfr, "temp_thd": temp}}
+               for name, (_, temp, rcs, sfr, _, _) in _RES.items()},  # fmt: skip
+    published=_numbers([61.1, 33.5, 35.0, 86.0, 36.8, 24.7, 35.9, 18.0], _RES_SOURCE + "NACLIP +ResCLIP", True),
+    also_published={
+        "sclip+rcs+sfr": _numbers([60.7, 32.9, 34.3, 84.6, 35.8, 23.9, 34.4, 17.6], _RES_SOURCE + "SCLIP +ResCLIP", True),
+        "clearclip+rcs+sfr": _numbers([59.0, 32.9, 34.0, 87.1, 36.4, 24.3, 34.5, 17.8], _RES_SOURCE + "ClearCLIP +ResCLIP",
+                                      True),
+    },  # fmt: skip
+    differences=(
+        "fp16 by autocast over fp32 weights (ResCLIP casts the weights to fp16)",
+        "use_rcs/use_sfr are honoured here; the authors' resclip_segmentor.py stores them as one-element tuples "
+        "(a trailing comma), which are always true, so their code runs both modules whatever the flags say",
+    ),
+)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (_SCLIP, _CLEARCLIP, _NACLIP, _MASKCLIP, _RESCLIP)}
 
 
 def get_protocol(name: str | Protocol) -> Protocol:

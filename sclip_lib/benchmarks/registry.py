@@ -103,9 +103,10 @@ class Benchmark:
     def segmenter(self, model, attention: str = "sclip", protocol: str = "sclip", **overrides) -> Segmenter:
         """A :class:`Segmenter` with this benchmark's classes, background and settings under ``protocol``.
 
-        ``protocol`` (``"sclip"``, ``"clearclip"``, ``"naclip"``, ``"maskclip"``; see
+        ``protocol`` (``"sclip"``, ``"clearclip"``, ``"naclip"``, ``"maskclip"``, ``"resclip"``; see
         :data:`sclip_lib.benchmarks.PROTOCOLS`) chooses the settings, class file, prompt templates and
-        precision a method's authors evaluated with; the default is SCLIP's. ``overrides`` go to
+        precision a method's authors evaluated with, and for modifiers such as ResCLIP's ``"+rcs+sfr"``
+        their per-benchmark weights; the default is SCLIP's. ``overrides`` go to
         :class:`Segmenter`: ``device``, ``templates``, ``precision`` or any field of :class:`Settings`
         (``pamr=True``, ``batch_size=...``).
         """
@@ -118,9 +119,11 @@ class Benchmark:
         background = lines[0] if self.has_background else None
         classes = lines[1:] if self.has_background else list(lines)
         options = {**proto.segmenter_options(), **overrides}
-        seg = Segmenter(model, classes, attention, background=background, settings=settings, **options)
+        seg = Segmenter(model, classes, proto.attention_for(self, attention), background=background, settings=settings,
+                        **options)  # fmt: skip
         # a run is "under the protocol" only if no override changed what shapes its numbers
-        seg.protocol = proto.name if _follows(seg, settings, proto.segmenter_options()) else None
+        follows = _follows(seg, settings, proto.segmenter_options()) and _same_modifiers(seg, proto, self)
+        seg.protocol = proto.name if follows else None
         return seg
 
     def describe(self) -> dict:
@@ -141,6 +144,12 @@ def _follows(seg: Segmenter, settings: Settings, options: dict) -> bool:
     same_templates = seg.templates == tuple(options.get("templates", OPENAI_IMAGENET_TEMPLATES))
     same_precision = "precision" not in options or seg.precision == options["precision"]
     return same_settings and same_templates and same_precision
+
+
+def _same_modifiers(seg: Segmenter, proto, bench) -> bool:
+    """Whether ``seg``'s modifiers (ResCLIP's weights, say) are the ones ``proto`` gives ``bench``."""
+    own = proto.attention_for(bench, seg.attention)
+    return isinstance(own, str) or dict(own.params) == dict(seg.encoder.variant.params)
 
 
 def read_classes(filename: str) -> list[str]:
