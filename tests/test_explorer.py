@@ -160,3 +160,54 @@ def test_every_chapter_stays_within_the_budget(vit_b16, chelsea):
         jpegs = sum(len(data.blobs[explorer._jpeg(explorer.crop_image(img), data.blobs)]) for img in images.values())
         total = jpegs + len(images) * sum(arrays[k] for k in spec["kinds"]) + (vocab if "similarity" in spec["kinds"] else 0)
         assert total < explorer.BUDGET_BYTES, f"{chapter}: {total / 1e6:.2f} MB of explorer data"
+
+
+def test_inline_explorers_in_chromium(small_data, tmp_path):
+    """The notebook form (data inlined, opened from a file, no server): the script's numbers equal numpy's."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip(f"{chromium} missing: apt-get install chromium (make book installs it when run as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    m = small_data.manifest
+    grid, layers = m["grid"], m["layers"]
+    att = small_data.array(m["images"][0]["attention"]).astype(np.float64)
+    feats = small_data.array(m["images"][0]["features"]).astype(np.float64)
+    text = small_data.array(m["vocabulary"]).astype(np.float64)
+    pages = {kind: explorer.Explorer(small_data, kind, layer=2, words="cat; wall; traffic light").save_html(tmp_path / f"{kind}.html")
+             for kind in explorer.KINDS}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], headless=True)
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(pages["attention"].as_uri())
+            page.wait_for_function("() => { const e = document.querySelector('.sclip-explorer'); return e.__sclip && e.__sclip.ready; }")
+            box = page.locator("canvas").first.bounding_box()
+            page.mouse.move(box["x"] + 4.5 * box["width"] / grid[1], box["y"] + 1.5 * box["height"] / grid[0])
+            page.wait_for_function("() => document.querySelector('.sclip-explorer').__sclip.ready")
+            state = page.evaluate("() => document.querySelector('.sclip-explorer').__sclip")
+            assert state["patch"] == [1, 4] and state["layer"] == 1
+            q = 1 * grid[1] + 4
+            for v, variant in enumerate(m["variants"]):
+                rows = att[1, v]
+                np.testing.assert_allclose(state["rows"][variant], rows[q], atol=1e-7)
+                unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+                sim = unit @ unit.T
+                n = len(rows)
+                assert state["stats"][variant]["invariance"] == pytest.approx((sim.sum() - n) / (n * (n - 1)), abs=1e-6)
+                assert state["stats"][variant]["argmax"] == list(divmod(int(rows[q, 1:].argmax()), grid[1]))
+            page.goto(pages["similarity"].as_uri())
+            page.wait_for_function("() => { const e = document.querySelector('.sclip-explorer'); return e.__sclip && e.__sclip.ready; }")
+            state = page.evaluate("() => document.querySelector('.sclip-explorer').__sclip")
+            assert state["known"] == ["cat", "wall", "traffic light"] and state["word"] == "cat"
+            for v, variant in enumerate(m["variants"]):
+                cos = text[0] @ feats[v]
+                np.testing.assert_allclose(state["values"][variant]["map"], cos, atol=1e-6)
+                maps = torch.from_numpy(text @ feats[v]).reshape(3, *grid)
+                labels = torch.nn.functional.interpolate(maps[None], size=m["size"], mode="bilinear", align_corners=False)[0].argmax(0)
+                shares = torch.bincount(labels.flatten(), minlength=3).double() / labels.numel()
+                np.testing.assert_allclose(state["shares"][variant], shares.numpy(), atol=1e-9)
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -167,9 +167,12 @@
       return (s2 - N) / (N * (N - 1));  // |sum of unit rows|^2 = N + sum over pairs i != j
     }
     function update() {
+      st.ready = false;  // until this state is drawn (tests wait for it)
+      var gen = st.generation = (st.generation || 0) + 1;  // only the latest request draws
       var im = m.images[st.image], layer = st.layer, p = st.patch, q = p[0] * grid[1] + p[1];
       layerText.textContent = " " + (layer + 1) + " of " + m.layers + (layer + 1 === m.layers ? " (the last block, the one SCLIP changes)" : "");
       Promise.all([loadImage(cfg.sources[im.image]), loadArray(cfg.sources[im.attention.blob], im.attention.blob)]).then(function (r) {
+        if (gen !== st.generation) return;
         var img = r[0], a = r[1];
         var ctx0 = panels[0].ctx;
         ctx0.drawImage(img, 0, 0, panels[0].canvas.width, panels[0].canvas.height);
@@ -319,6 +322,8 @@
       ctx.putImageData(data, 0, 0);
     }
     function update() {
+      st.ready = false;
+      var gen = st.generation = (st.generation || 0) + 1;
       var im = m.images[st.image], p = st.patch, q = p[0] * grid[1] + p[1];
       var words = parseWords(st.words), unknown = words.filter(function (w) { return !(w.toLowerCase() in index); });
       var known = words.filter(function (w) { return w.toLowerCase() in index; });
@@ -326,6 +331,7 @@
         "in a notebook, pass words=[...] to explorer.compute to add yours)" : "";
       Promise.all([loadImage(cfg.sources[im.image]), loadArray(cfg.sources[im.features.blob], im.features.blob),
                    loadArray(cfg.sources[vocab.blob], vocab.blob)]).then(function (r) {
+        if (gen !== st.generation) return;
         var img = r[0], feats = r[1], emb = r[2];
         panels[0].ctx.drawImage(img, 0, 0, size[1], size[0]);
         markPatch(panels[0], grid, p);
