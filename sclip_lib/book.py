@@ -357,7 +357,7 @@ def benchmark_source(name: str):
 
 # -- explorers (sclip_lib/explorer.py) -------------------------------------------------------------
 # Each chapter's explorers and their images. Every image adds the same amount (its crop is 224 x 224):
-# ~1.85 MB of attention rows, ~0.4 MB of features; the vocabulary adds ~1.6 MB. Together they stay
+# ~1.85 MB of attention rows, ~0.4 MB of features; the vocabulary adds ~2.6 MB. Together they stay
 # under explorer.BUDGET_BYTES per chapter (tests/test_explorer.py checks it).
 EXPLORERS = {
     "03_clip_fails": {"images": ("chelsea", "voc"), "kinds": ("attention", "similarity")},
@@ -365,23 +365,25 @@ EXPLORERS = {
     "06_demo": {"images": ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "voc"), "kinds": ("similarity",)},
 }
 EXPLORER_FOLDER = "explorer-data"  # beside the page on the built site
-HTML_DIR_ENV, SOURCE_DIR_ENV = "SCLIP_BOOK_HTML_DIR", "SCLIP_BOOK_SOURCE_DIR"  # set by book/_ext/explorer_data.py
+STAGE_ENV, SOURCE_DIR_ENV = "SCLIP_BOOK_EXPLORER_STAGE", "SCLIP_BOOK_SOURCE_DIR"  # set by book/_ext/explorer_data.py
 
 
 def explorer_site_folder() -> Path | None:
-    """Where this page's explorer files go on the site being built, or None outside a site build.
+    """Where this page's explorer files are staged on a site build, or None outside one.
 
     The kernel runs in the chapter's folder; the page of ``<source>/<folder>/x.ipynb`` is
-    ``<html>/<folder>/x.html``, so the files go to ``<html>/<folder>/explorer-data/``.
+    ``<html>/<folder>/x.html``. The files are staged in ``<stage>/<folder>/explorer-data/`` and
+    book/_ext/explorer_data.py copies them to ``<html>/<folder>/explorer-data/`` (also for chapters
+    taken from the execution cache).
     """
-    out, src = os.environ.get(HTML_DIR_ENV), os.environ.get(SOURCE_DIR_ENV)
-    if not (out and src):
+    stage, src = os.environ.get(STAGE_ENV), os.environ.get(SOURCE_DIR_ENV)
+    if not (stage and src):
         return None
     try:
         rel = Path.cwd().resolve().relative_to(Path(src).resolve())
     except ValueError:  # not run from inside the book's sources
         return None
-    return Path(out) / rel / EXPLORER_FOLDER
+    return Path(stage) / rel / EXPLORER_FOLDER
 
 
 def explorer_data(model, chapter: str):

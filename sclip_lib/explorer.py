@@ -53,7 +53,6 @@ __all__ = [
     "ExplorerData",
     "compute",
     "crop_image",
-    "encode_words",
     "image_arrays",
     "vocabulary",
 ]
@@ -62,7 +61,8 @@ STATIC = Path(__file__).with_name("explorer_static")
 FORMAT = "sclip-explorer/1"
 VARIANTS = ("vanilla", "sclip")  # vanilla attention and CSA, in this order in every array
 LABELS = {"vanilla": "vanilla CLIP", "sclip": "SCLIP (CSA)"}
-# One template: a CPU build embeds the ~1,500 words in about a minute (all 80 would take over an hour).
+# One template: ~2,550 prompts, embedded once per build (and kept in the text cache); all 80 templates
+# would be 80 times that.
 DEFAULT_TEMPLATES: tuple[Template, ...] = ("a photo of a {}.",)
 BUDGET_BYTES = 8_000_000  # all explorer files of one chapter together
 KINDS = ("attention", "similarity")
@@ -121,48 +121,6 @@ def image_arrays(model, x: torch.Tensor, rows: bool = True) -> tuple[torch.Tenso
     visual = model.visual
     feats = [F.normalize(visual.ln_post(e.last_block(h, grid)) @ visual.proj, dim=-1)[0, 1:].float().T for e in encoders]
     return (torch.stack(out) if rows else None), torch.stack(feats)
-
-
-@torch.no_grad()
-def encode_words(model, words: Sequence[str], templates: Sequence[Template] = DEFAULT_TEMPLATES, batch: int = 256) -> torch.Tensor:
-    """Normalised text embeddings ``(len(words), dim)``: each word's templates averaged, as :func:`text_embeddings`.
-
-    For open_clip's plain CLIP text tower (causal mask, EOT pooling) the tokens are cut after the longest
-    prompt's end: with a causal mask no position before EOT sees the padding, so the result is the same
-    and the vocabulary encodes several times faster. Other towers go through :func:`text_embeddings`.
-    """
-    if not _short_context_ok(model):
-        return text_embeddings(model, words, templates)
-    info = weights_info(model)
-    tokenizer = open_clip.get_tokenizer(info.model_name if info else "ViT-B-16")
-    prompts = [t.format(w) if isinstance(t, str) else t(w) for w in words for t in templates]
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(prompts), batch):
-        tokens = tokenizer(prompts[start : start + batch]).to(device)
-        out.append(_encode_text_short(model, tokens))
-    emb = torch.cat(out).reshape(len(words), len(templates), -1).mean(1)
-    return F.normalize(emb, dim=-1)
-
-
-def _short_context_ok(model) -> bool:
-    return (
-        isinstance(model, open_clip.CLIP)
-        and getattr(model, "attn_mask", None) is not None
-        and getattr(model, "text_pool_type", None) == "argmax"
-        and not isinstance(getattr(model, "text_projection", None), torch.nn.Linear)
-    )
-
-
-def _encode_text_short(model, tokens: torch.Tensor) -> torch.Tensor:
-    # open_clip's CLIP.encode_text on the first n positions (see encode_words for why that is exact)
-    n = int(tokens.argmax(dim=-1).max()) + 1  # EOT has the largest token id
-    tokens = tokens[:, :n]
-    cast = model.transformer.get_cast_dtype()
-    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
-    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
-    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)] @ model.text_projection
-    return F.normalize(x.float(), dim=-1)
 
 
 def vocabulary_key(model, words: Sequence[str], templates: Sequence[Template]) -> str:
@@ -292,7 +250,7 @@ def compute(
     if similarity:
         words = list(words) if words is not None else vocabulary()
         if text_features is None:
-            text_features = encode_words(model, words, templates)
+            text_features = text_embeddings(model, words, templates, progress=False)
         text_features = np.asarray(torch.as_tensor(text_features).float().cpu())
         if text_features.shape[0] != len(words):
             raise ValueError(f"text_features has {text_features.shape[0]} rows for {len(words)} words")
