@@ -54,6 +54,9 @@ __all__ = [
     "shared_samples",
     "voc_samples",
     "spatial_invariance",
+    "EXPLORERS",
+    "explorer_data",
+    "explorer",
     "Timer",
     "SMOKE_TEMPLATES",
 ]
@@ -350,6 +353,76 @@ def benchmark_source(name: str):
     if name in ("voc21", "voc20"):
         return str(smoke_voc_folder())
     raise ValueError(f"smoke mode has local data for voc21 and voc20 only, not {name!r}")
+
+
+# -- explorers (sclip_lib/explorer.py) -------------------------------------------------------------
+# Each chapter's explorers and their images. Every image adds the same amount (its crop is 224 x 224):
+# ~1.85 MB of attention rows, ~0.4 MB of features; the vocabulary adds ~2.6 MB. Together they stay
+# under explorer.BUDGET_BYTES per chapter (tests/test_explorer.py checks it).
+EXPLORERS = {
+    "03_clip_fails": {"images": ("chelsea", "voc"), "kinds": ("attention", "similarity")},
+    "04_csa": {"images": ("chelsea", "astronaut", "voc"), "kinds": ("attention",)},
+    "06_demo": {"images": ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "voc"), "kinds": ("similarity",)},
+}
+EXPLORER_FOLDER = "explorer-data"  # beside the page on the built site
+STAGE_ENV, SOURCE_DIR_ENV = "SCLIP_BOOK_EXPLORER_STAGE", "SCLIP_BOOK_SOURCE_DIR"  # set by book/_ext/explorer_data.py
+
+
+def explorer_site_folder() -> Path | None:
+    """Where this page's explorer files are staged on a site build, or None outside one.
+
+    The kernel runs in the chapter's folder; the page of ``<source>/<folder>/x.ipynb`` is
+    ``<html>/<folder>/x.html``. The files are staged in ``<stage>/<folder>/explorer-data/`` and
+    book/_ext/explorer_data.py copies them to ``<html>/<folder>/explorer-data/`` (also for chapters
+    taken from the execution cache).
+    """
+    stage, src = os.environ.get(STAGE_ENV), os.environ.get(SOURCE_DIR_ENV)
+    if not (stage and src):
+        return None
+    try:
+        rel = Path.cwd().resolve().relative_to(Path(src).resolve())
+    except ValueError:  # not run from inside the book's sources
+        return None
+    return Path(stage) / rel / EXPLORER_FOLDER
+
+
+def explorer_data(model, chapter: str):
+    """The data of ``chapter``'s explorers (see :data:`EXPLORERS`), computed for the mode's model.
+
+    On a site build the vocabulary's embeddings are read back when an earlier chapter already wrote them
+    (same weights, words and templates), so the book embeds its vocabulary once.
+    """
+    from . import explorer as ex
+
+    spec = EXPLORERS[chapter]
+    similarity = "similarity" in spec["kinds"]
+    text_features, words = None, ex.vocabulary()
+    folder = explorer_site_folder()
+    if similarity and folder is not None:
+        cached = folder / f"vocab-{ex.vocabulary_key(model, words, ex.DEFAULT_TEMPLATES)}.f16"
+        if cached.is_file() and cached.stat().st_size == len(words) * model.text_projection.shape[1] * 2:
+            text_features = np.frombuffer(cached.read_bytes(), dtype="<f2").reshape(len(words), -1).astype(np.float32)
+    return ex.compute(
+        model,
+        sample_images(spec["images"]),
+        attention="attention" in spec["kinds"],
+        similarity=similarity,
+        words=words,
+        text_features=text_features,
+        smoke=is_smoke(),
+        title=chapter,
+    )
+
+
+def explorer(data, kind: str, **options):
+    """An explorer to display: on a site build its files are written beside the page, elsewhere inlined."""
+    from . import explorer as ex
+
+    folder = explorer_site_folder()
+    if folder is None:
+        return ex.Explorer(data, kind, **options)
+    data.save(folder)
+    return ex.Explorer(data, kind, base_url=EXPLORER_FOLDER, **options)
 
 
 # -- analysis --------------------------------------------------------------------------------------

@@ -108,12 +108,12 @@ class DenseEncoder(nn.Module):
         x = torch.cat([cls, x], dim=1) + self.positional_embedding(grid, x.dtype)
         return v.ln_pre(v.patch_dropout(x))
 
-    def run_blocks(self, x: torch.Tensor, stop: int) -> torch.Tensor:
-        """Run the unchanged blocks ``0 .. stop-1`` (batch-first in and out)."""
+    def run_blocks(self, x: torch.Tensor, stop: int, start: int = 0) -> torch.Tensor:
+        """Run the unchanged blocks ``start .. stop-1`` (batch-first in and out)."""
         t = self.visual.transformer
         if not getattr(t, "batch_first", True):
             x = x.transpose(0, 1)
-        for block in t.resblocks[:stop]:
+        for block in t.resblocks[start:stop]:
             x = block(x)
         return x if getattr(t, "batch_first", True) else x.transpose(0, 1)
 

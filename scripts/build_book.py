@@ -202,6 +202,7 @@ def build(start: float, images: str, hub, student_only: bool, pdf_only: bool) ->
         print(f"{CACHE_ENV}=keep: chapters whose code is unchanged since the cached run are not executed again", flush=True)
     else:
         shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)  # every chapter runs on every `make book`
+        shutil.rmtree(BUILD / "explorer-data", ignore_errors=True)  # the explorers' files those runs stage
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(ROOT), "--all", "--warningiserror", "--builder", "html"]  # --all: every chapter runs, every time
     print("$", " ".join(cmd), flush=True)

@@ -351,3 +351,191 @@ def test_math_renders_offline(site, name):
             equation.screenshot(path=str(SHOTS / f"{_slug(name)}-equation-{i}.png"))
     finally:
         page.close()
+
+
+# -- explorers (sclip_lib/explorer.py): driven in the browser, their numbers checked against Python ------------
+EXPLORER_READY = "el => el.__sclip && el.__sclip.ready"
+EXPLORER_STATE = "el => { const s = el.__sclip; return {patch: s.patch, rows: s.rows, stats: s.stats, error: s.error || null, " \
+    "values: s.values, shares: s.shares, known: s.known}; }"
+
+
+@pytest.fixture(scope="module")
+def python_side():
+    """The build's model (its mode from _build/book-mode.txt) and a function giving Python's numbers for an image."""
+    import torch
+
+    import sclip_lib as sl
+    from sclip_lib import book, explorer
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(book.MODE_ENV, _mode() if _mode() in ("real", "smoke") else "smoke")
+        model = book.load_model()
+    torch.set_grad_enabled(False)
+
+    def inputs(name):
+        return explorer._model_input(model, explorer.crop_image(book.sample_images([name])[name]))
+
+    return model, inputs, sl, book, explorer
+
+
+def _offline_page(browser, base):
+    """A page that may load only from the local site: every other request is refused and recorded."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    refused = []
+
+    def route(r):
+        if r.request.url.startswith(base):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return page, refused
+
+
+def _explorer(page, kind):
+    root = page.locator(f".sclip-explorer[data-kind={kind}]").first
+    root.scroll_into_view_if_needed()
+    page.wait_for_function(f"() => {{ const el = document.querySelector('.sclip-explorer[data-kind={kind}]'); "
+                           f"return el && el.__sclip && (el.__sclip.ready || el.__sclip.error); }}", timeout=60000)
+    return root
+
+
+def _settle(root):
+    root.page.wait_for_timeout(50)
+    root.page.wait_for_function(f"el => ({EXPLORER_READY})(el) || el.__sclip.error", arg=root.element_handle(), timeout=30000)
+    state = root.evaluate(EXPLORER_STATE)
+    assert state["error"] is None, state["error"]
+    return state
+
+
+def _hover_patch(root, patch, grid):
+    box = root.locator("canvas").first.bounding_box()
+    root.page.mouse.move(box["x"] + (patch[1] + 0.5) * box["width"] / grid[1], box["y"] + (patch[0] + 0.5) * box["height"] / grid[0])
+    return _settle(root)
+
+
+def _shown(root, role):
+    return float(root.locator(f"[data-role='{role}']").inner_text().split()[0].rstrip("%"))
+
+
+def _explorer_files(page) -> dict[str, int]:
+    """The data files the page's explorers load, with their sizes on disk."""
+    configs = page.eval_on_selector_all("script[id$='-config']", "els => els.map(e => JSON.parse(e.textContent))")
+    urls = {s["url"] for c in configs for s in c["sources"].values() if "url" in s}
+    return {u: (HTML / "book" / u).stat().st_size for u in urls}
+
+
+def test_attention_explorer_matches_python(site, python_side):
+    """Chapter 3: hover a patch, move the block slider; the rows and numbers shown equal Python's (1e-3)."""
+    import numpy as np
+
+    browser, base = site
+    model, inputs, sl, book, explorer = python_side
+    page, refused = _offline_page(browser, base)
+    try:
+        page.goto(f"{base}/book/03_clip_fails.html", wait_until="load")
+        root = _explorer(page, "attention")
+        grid = (14, 14)
+        image = book.EXPLORERS["03_clip_fails"]["images"][0]
+        x = inputs(image)
+        enc = sl.DenseEncoder(model, "vanilla")
+        layers = len(model.visual.transformer.resblocks)
+        for layer, patch in [(layers, (3, 5)), (4, (10, 2))]:
+            root.locator("[data-role=layer]").evaluate(
+                "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }", layer)
+            state = _hover_patch(root, patch, grid)
+            assert state["patch"] == list(patch)
+            q = 1 + patch[0] * grid[1] + patch[1]
+            for variant in explorer.VARIANTS:
+                attn = enc.attention_maps(x, layer=layer - 1, attention=variant)[0]
+                row = attn.float().mean(0)[q].numpy()
+                got = np.array(state["rows"][variant])
+                assert np.abs(got - row).max() < 1e-3, f"block {layer}, {variant}: row differs"
+                assert abs(_shown(root, f"{variant}-self") - row[q]) < 1e-3
+                assert abs(_shown(root, f"{variant}-cls") - row[0]) < 1e-3
+                assert abs(_shown(root, f"{variant}-max") - row[1:].max()) < 1e-3
+                assert abs(_shown(root, f"{variant}-invariance") - book.spatial_invariance(attn)) < 1e-3
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        root.screenshot(path=str(SHOTS / "explorer-attention.png"))
+        assert not [u for u in refused if "explorer-data" in u]
+    finally:
+        page.close()
+
+
+def test_similarity_explorer_matches_python(site, python_side):
+    """Chapter 3: type a word and then three; cosines at a patch, map ranges and argmax shares equal Python's."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    browser, base = site
+    model, inputs, sl, book, explorer = python_side
+    page, refused = _offline_page(browser, base)
+    try:
+        page.goto(f"{base}/book/03_clip_fails.html", wait_until="load")
+        root = _explorer(page, "similarity")
+        grid, patch = (14, 14), (6, 8)
+        x = inputs(book.EXPLORERS["03_clip_fails"]["images"][0])
+        feats = {v: sl.DenseEncoder(model, v).dense_features(x)[0].float() for v in explorer.VARIANTS}
+        box = root.locator("[data-role=words]")
+        box.fill("")
+        box.press_sequentially("ca")
+        suggestions = root.locator("[data-role=suggestion]").all_inner_texts()
+        assert "cat" in suggestions, suggestions
+        box.press_sequentially("t")
+        _hover_patch(root, patch, grid)
+        text = sl.text_embeddings(model, ["cat", "wall", "floor"], explorer.DEFAULT_TEMPLATES).float()
+        for variant in explorer.VARIANTS:
+            cos = torch.einsum("chw,c->hw", feats[variant], text[0])
+            assert abs(_shown(root, f"{variant}-cos") - cos[patch].item()) < 1e-3
+            assert abs(_shown(root, f"{variant}-min") - cos.min().item()) < 1e-3
+            assert abs(_shown(root, f"{variant}-max") - cos.max().item()) < 1e-3
+        box.fill("cat; wall; floor")
+        state = _settle(root)
+        assert state["known"] == ["cat", "wall", "floor"]
+        for variant in explorer.VARIANTS:
+            maps = torch.einsum("chw,qc->qhw", feats[variant], text)
+            labels = F.interpolate(maps[None], size=(224, 224), mode="bilinear", align_corners=False)[0].argmax(0)
+            shares = torch.bincount(labels.flatten(), minlength=3).float() / labels.numel()
+            assert np.abs(np.array(state["shares"][variant]) - shares.numpy()).max() < 1e-3
+            for k in range(3):
+                assert abs(_shown(root, f"{variant}-share-{k}") / 100 - shares[k].item()) < 1e-3
+        box.fill("cat; qwertyuiop")
+        _settle(root)
+        assert "qwertyuiop" in root.locator("[data-role=message]").inner_text()
+        box.fill("cat; wall; floor")
+        _settle(root)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        root.screenshot(path=str(SHOTS / "explorer-similarity.png"))
+        assert not [u for u in refused if "explorer-data" in u]
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("chapter", ["03_clip_fails", "04_csa", "06_demo"])
+def test_explorer_pages_offline_and_within_budget(site, chapter):
+    """Each chapter's explorers run with every request outside the site refused; their files fit the budget."""
+    from sclip_lib import book, explorer
+
+    browser, base = site
+    page, _ = _offline_page(browser, base)
+    try:
+        page.goto(f"{base}/book/{chapter}.html", wait_until="load")
+        kinds = book.EXPLORERS[chapter]["kinds"]
+        assert sorted(page.eval_on_selector_all(".sclip-explorer", "els => els.map(e => e.dataset.kind)")) == sorted(kinds)
+        for kind in kinds:
+            root = _explorer(page, kind)
+            _settle(root)
+            if _mode() == "smoke":
+                assert root.locator(".sclip-explorer-smoke").count() == 1
+            root.screenshot(path=str(SHOTS / f"{chapter}-explorer-{kind}.png"))
+        files = _explorer_files(page)
+        assert files, f"{chapter}: the explorers load no files from the site"
+        total = sum(files.values())
+        (ROOT / "_build" / f"explorer-data-{chapter}.txt").write_text(
+            "".join(f"{size}\t{url}\n" for url, size in sorted(files.items())) + f"{total}\ttotal\n")
+        assert total < explorer.BUDGET_BYTES, f"{chapter}: {total / 1e6:.2f} MB of explorer data"
+    finally:
+        page.close()

@@ -71,3 +71,22 @@ def test_student_edition_leaves_out_the_instructor_only_notes():
     full = FULL / "book" / "instructors.html"
     if full.exists():
         assert "Marking suggestions" in full.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("edition", [FULL, STUDENT], ids=["full", "student"])
+def test_both_editions_ship_every_file_their_explorers_load(edition):
+    """The student edition comes from the execution cache (no kernel runs): its explorers' files must be there
+    too (book/_ext/explorer_data.py copies what the chapters staged)."""
+    import json
+
+    from sclip_lib import book
+
+    pages = [edition / "book" / f"{chapter}.html" for chapter in book.EXPLORERS]
+    if not all(p.exists() for p in pages):
+        pytest.skip(f"no build at {edition}: run `make book`")
+    for page in pages:
+        configs = re.findall(r'<script[^>]*id="[^"]*-config"[^>]*>(.*?)</script>', page.read_text(encoding="utf-8"), re.S)
+        urls = [s["url"] for c in configs for s in json.loads(c)["sources"].values() if "url" in s]
+        assert urls, f"{page.name}: no explorer loads files"
+        missing = [u for u in urls if not (page.parent / u).is_file()]
+        assert not missing, f"{page.name}: explorer files missing from the site: {missing}"

@@ -53,7 +53,9 @@ def test_real_build_uses_full_counts_and_a_complete_execution_cache_key(workflow
     assert build["env"]["SCLIP_BOOK_EXECUTION_CACHE"] == "keep"  # build_book.py then keeps _build/.jupyter_cache
     restore = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/cache/restore@"))
     save = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/cache/save@"))
-    assert restore["with"]["path"] == save["with"]["path"] == "_build/.jupyter_cache"
+    # the executed chapters and the explorers' files they staged travel together (book/_ext/explorer_data.py)
+    assert restore["with"]["path"] == save["with"]["path"]
+    assert restore["with"]["path"].split() == ["_build/.jupyter_cache", "_build/explorer-data"]
     assert save.get("if") == "always()" and save["with"]["key"] == restore["with"]["key"]
     for part in ("sclip_lib/**", "book/**", "scripts/**", "requirements-lock.txt", "_config.yml"):
         assert part in restore["with"]["key"] and part in restore["with"]["restore-keys"]
