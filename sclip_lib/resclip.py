@@ -128,38 +128,45 @@ def patch_labels(prior: Prior, grid: tuple[int, int], temp_thd: float) -> torch.
 
 
 def same_class_affinity(labels: torch.Tensor) -> torch.Tensor:
-    """``(N, N)`` float: 1 where patches i and j (row-major over the ``(rows, cols)`` map) share a class."""
-    flat = labels.flatten()
-    return (flat[:, None] == flat[None, :]).float()
+    """``(N, N)`` float (``(B, N, N)`` for a batch): 1 where patches i and j (row-major over the
+    ``(rows, cols)`` map) share a class."""
+    flat = labels.flatten(-2)
+    return (flat[..., :, None] == flat[..., None, :]).float()
 
 
 def straight_path_within_class(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For every pair of patches: whether the sampled straight path from i stays in i's class, and its length.
 
-    Returns ``(valid (N, N) bool, steps (N, N) int64)``; ``steps`` is the Chebyshev distance. As the
+    ``labels`` is one ``(rows, cols)`` map or a batch ``(B, rows, cols)``. Returns ``(valid, steps)``:
+    ``valid`` ``(N, N)`` (or ``(B, N, N)``) bool, ``steps`` ``(N, N)`` int64, the Chebyshev distance. As the
     authors' ``check_path``: the path is sampled at ``t = s / max_steps`` for ``s = 0..steps`` (rounded to
     the grid), ``max_steps`` being the largest distance in the grid, so for a pair closer than that only
     the part of the segment nearest to i is checked.
     """
-    rows, cols = labels.shape
+    if labels.ndim == 2:
+        valid, steps = straight_path_within_class(labels[None])
+        return valid[0], steps
+    b, rows, cols = labels.shape
     n = rows * cols
     idx = torch.arange(n, device=labels.device)
     coords = torch.stack([idx // cols, idx % cols], dim=-1)
     steps = (coords[:, None] - coords[None, :]).abs().amax(dim=-1)
     max_steps = int(steps.max())
-    flat = labels.flatten()
-    valid = torch.ones(n, n, dtype=torch.bool, device=labels.device)
+    flat = labels.reshape(b, n)
+    valid = torch.ones(b, n, n, dtype=torch.bool, device=labels.device)
     if max_steps == 0:
         return valid, steps
     t = torch.linspace(0, 1, max_steps + 1, device=labels.device)[None, :, None]
-    chunk = max(1, (1 << 22) // (n * (max_steps + 1)))  # start patches per step: bounds the (chunk, n, T, 2) path
+    # the path's geometry is the same for every window of the batch: computed once per chunk of start
+    # patches, whose size bounds the (B, chunk, n, T) lookups
+    chunk = max(1, (1 << 22) // (b * n * (max_steps + 1)))
     for first in range(0, n, chunk):
         start = coords[first : first + chunk, None, None, :]  # (c, 1, 1, 2)
         end = coords[None, :, None, :]  # (1, n, 1, 2)
         path = (start * (1 - t) + end * t).round().long()  # (c, n, T, 2), float32 as in check_path
-        on_class = flat[path[..., 0] * cols + path[..., 1]] == flat[first : first + chunk, None, None]
+        on_class = flat[:, path[..., 0] * cols + path[..., 1]] == flat[:, first : first + chunk, None, None]
         in_reach = torch.arange(max_steps + 1, device=labels.device) <= steps[first : first + chunk, :, None]
-        valid[first : first + chunk] = (on_class | ~in_reach).all(dim=-1)
+        valid[:, first : first + chunk] = (on_class | ~in_reach).all(dim=-1)
     return valid, steps
 
 
@@ -169,23 +176,22 @@ def sfr_affinity(labels: torch.Tensor, sigma: float = SFR_SIGMA, same_object: bo
     ``generate_attention_sfr``: same-class affinity (diagonal 1); with ``same_object``, pairs whose path
     leaves the class are multiplied by ``exp(-steps / max_steps)``; each row is smoothed by a 1-D Gaussian
     (std ``sigma``, over the row-major patch index, zero padding) and normalised to sum 1. The CLS row and
-    column are 0.
+    column are 0. The windows of a batch are computed together.
     """
     if labels.ndim == 2:
         return sfr_affinity(labels[None], sigma, same_object)[0]
     b, rows, cols = labels.shape
     n = rows * cols
-    out = torch.zeros(b, n + 1, n + 1, device=labels.device)
+    s = same_class_affinity(labels)  # the diagonal is 1 already: a patch shares its own class
+    if same_object:
+        valid, steps = straight_path_within_class(labels)
+        max_steps = int(steps.max())
+        if max_steps > 0:
+            s = torch.where(valid, s, s * torch.exp(-steps / max_steps))
     kernel = _gaussian_kernel(n, sigma, labels.device)
-    for i, lab in enumerate(labels):
-        s = same_class_affinity(lab)  # the diagonal is 1 already: a patch shares its own class
-        if same_object:
-            valid, steps = straight_path_within_class(lab)
-            max_steps = int(steps.max())
-            if max_steps > 0:
-                s = torch.where(valid, s, s * torch.exp(-steps / max_steps))
-        blurred = F.conv1d(s[:, None], kernel[None, None], padding=kernel.numel() // 2)[:, 0].relu()
-        out[i, 1:, 1:] = blurred / (blurred.sum(dim=-1, keepdim=True) + 1e-8)
+    blurred = F.conv1d(s.reshape(b * n, 1, n), kernel[None, None], padding=kernel.numel() // 2).reshape(b, n, n).relu()
+    out = torch.zeros(b, n + 1, n + 1, device=labels.device)
+    out[:, 1:, 1:] = blurred / (blurred.sum(dim=-1, keepdim=True) + 1e-8)
     return out
 
 

@@ -227,6 +227,16 @@ def test_sfr_affinity_matches_loop_reference(same_object):
     torch.testing.assert_close(out[1:, 1:].sum(-1), torch.ones(70, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
+def test_sfr_affinity_of_a_batch_is_each_window_alone():
+    coarse = torch.tensor(COARSE)
+    batch = torch.stack([coarse, coarse.flip(-1), torch.zeros_like(coarse), (coarse + 1) % 3])
+    together = sfr_affinity(batch)
+    for window, out in zip(batch, together):
+        torch.testing.assert_close(out, sfr_affinity(window), atol=0, rtol=0)
+    valid, _ = straight_path_within_class(batch)
+    assert torch.equal(valid[1], straight_path_within_class(batch[1])[0])
+
+
 def test_patch_labels_mode_and_threshold():
     # 2 x 2 patches of 2 x 2 pixels; the top-left patch has three pixels of query 4 and one of query 1
     labels = torch.tensor([[4, 4, 2, 2], [4, 1, 2, 3], [5, 5, 6, 6], [5, 5, 6, 6]])[None]
