@@ -360,13 +360,17 @@ EXPLORER_STATE = "el => { const s = el.__sclip; return {patch: s.patch, rows: s.
 
 
 @pytest.fixture(scope="module")
-def python_side():
+def python_side(request):
     """The build's model (its mode from _build/book-mode.txt) and a function giving Python's numbers for an image."""
     import torch
 
     import sclip_lib as sl
     from sclip_lib import book, explorer
 
+    if _mode() == "real" and book.local_hub():
+        # a real-mode build against the local hub (scripts/build_book.py passes SCLIP_BOOK_HUB=local on): the
+        # tests' own hub serves the same seeded weights (sclip_lib/testing/hub_repos.py) on the tests' endpoint
+        request.getfixturevalue("local_hub")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(book.MODE_ENV, _mode() if _mode() in ("real", "smoke") else "smoke")
         model = book.load_model()
