@@ -389,26 +389,17 @@ def explorer_site_folder() -> Path | None:
 def explorer_data(model, chapter: str):
     """The data of ``chapter``'s explorers (see :data:`EXPLORERS`), computed for the mode's model.
 
-    On a site build the vocabulary's embeddings are read back when an earlier chapter already wrote them
-    (same weights, words and templates), so the book embeds its vocabulary once.
+    The vocabulary is embedded once per book: the text cache (:mod:`sclip_lib.textcache`) serves the later
+    chapters, and equal arrays get equal file names, so the site holds one copy.
     """
     from . import explorer as ex
 
     spec = EXPLORERS[chapter]
-    similarity = "similarity" in spec["kinds"]
-    text_features, words = None, ex.vocabulary()
-    folder = explorer_site_folder()
-    if similarity and folder is not None:
-        cached = folder / f"vocab-{ex.vocabulary_key(model, words, ex.DEFAULT_TEMPLATES)}.f16"
-        if cached.is_file() and cached.stat().st_size == len(words) * model.text_projection.shape[1] * 2:
-            text_features = np.frombuffer(cached.read_bytes(), dtype="<f2").reshape(len(words), -1).astype(np.float32)
     return ex.compute(
         model,
         sample_images(spec["images"]),
         attention="attention" in spec["kinds"],
-        similarity=similarity,
-        words=words,
-        text_features=text_features,
+        similarity="similarity" in spec["kinds"],
         smoke=is_smoke(),
         title=chapter,
     )

@@ -123,24 +123,12 @@ def image_arrays(model, x: torch.Tensor, rows: bool = True) -> tuple[torch.Tenso
     return (torch.stack(out) if rows else None), torch.stack(feats)
 
 
-def vocabulary_key(model, words: Sequence[str], templates: Sequence[Template]) -> str:
-    """A name for one vocabulary's embeddings: a hash of the text tower's weights, the words and templates."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        if not name.startswith("visual."):
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps([list(words), [str(t) for t in templates]]).encode())
-    return h.hexdigest()[:16]
-
-
 # -- the data --------------------------------------------------------------------------------------
 @dataclass
 class ExplorerData:
     """The explorers' data: a JSON-able ``manifest`` and the binary files (``blobs``) it names.
 
-    Blob names are content hashes (the vocabulary's: a hash of what it was computed from), so two
-    explorers, or two chapters, that need the same array share one file.
+    Blob names are content hashes, so two explorers, or two chapters, that need the same array share one file.
     """
 
     manifest: dict
@@ -254,10 +242,7 @@ def compute(
         text_features = np.asarray(torch.as_tensor(text_features).float().cpu())
         if text_features.shape[0] != len(words):
             raise ValueError(f"text_features has {text_features.shape[0]} rows for {len(words)} words")
-        data = np.ascontiguousarray(text_features.astype("<f2")).tobytes()
-        name = f"vocab-{vocabulary_key(model, words, templates)}.f16"
-        blobs[name] = data
-        vocab = {"blob": name, "shape": list(text_features.shape), "dtype": "float16", "words": words}
+        vocab = {**_blob("vocab", text_features, blobs), "words": words}
     manifest = {
         "format": FORMAT,
         "title": title,

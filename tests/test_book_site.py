@@ -431,16 +431,29 @@ def _explorer_files(page) -> dict[str, int]:
     return {u: (HTML / "book" / u).stat().st_size for u in urls}
 
 
+@contextlib.contextmanager
+def _chapter_explorer(site, chapter, kind):
+    """``chapter``'s ``kind`` explorer on a page that may load only from the site; afterwards, its screenshot
+    is saved and no data file was refused."""
+    browser, base = site
+    page, refused = _offline_page(browser, base)
+    try:
+        page.goto(f"{base}/book/{chapter}.html", wait_until="load")
+        root = _explorer(page, kind)
+        yield root
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        root.screenshot(path=str(SHOTS / f"explorer-{kind}.png"))
+        assert not [u for u in refused if "explorer-data" in u]
+    finally:
+        page.close()
+
+
 def test_attention_explorer_matches_python(site, python_side):
     """Chapter 3: hover a patch, move the block slider; the rows and numbers shown equal Python's (1e-3)."""
     import numpy as np
 
-    browser, base = site
     model, inputs, sl, book, explorer = python_side
-    page, refused = _offline_page(browser, base)
-    try:
-        page.goto(f"{base}/book/03_clip_fails.html", wait_until="load")
-        root = _explorer(page, "attention")
+    with _chapter_explorer(site, "03_clip_fails", "attention") as root:
         grid = (14, 14)
         image = book.EXPLORERS["03_clip_fails"]["images"][0]
         x = inputs(image)
@@ -461,11 +474,6 @@ def test_attention_explorer_matches_python(site, python_side):
                 assert abs(_shown(root, f"{variant}-cls") - row[0]) < 1e-3
                 assert abs(_shown(root, f"{variant}-max") - row[1:].max()) < 1e-3
                 assert abs(_shown(root, f"{variant}-invariance") - book.spatial_invariance(attn)) < 1e-3
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        root.screenshot(path=str(SHOTS / "explorer-attention.png"))
-        assert not [u for u in refused if "explorer-data" in u]
-    finally:
-        page.close()
 
 
 def test_similarity_explorer_matches_python(site, python_side):
@@ -474,12 +482,8 @@ def test_similarity_explorer_matches_python(site, python_side):
     import torch
     import torch.nn.functional as F
 
-    browser, base = site
     model, inputs, sl, book, explorer = python_side
-    page, refused = _offline_page(browser, base)
-    try:
-        page.goto(f"{base}/book/03_clip_fails.html", wait_until="load")
-        root = _explorer(page, "similarity")
+    with _chapter_explorer(site, "03_clip_fails", "similarity") as root:
         grid, patch = (14, 14), (6, 8)
         x = inputs(book.EXPLORERS["03_clip_fails"]["images"][0])
         feats = {v: sl.DenseEncoder(model, v).dense_features(x)[0].float() for v in explorer.VARIANTS}
@@ -511,11 +515,6 @@ def test_similarity_explorer_matches_python(site, python_side):
         assert "qwertyuiop" in root.locator("[data-role=message]").inner_text()
         box.fill("cat; wall; floor")
         _settle(root)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        root.screenshot(path=str(SHOTS / "explorer-similarity.png"))
-        assert not [u for u in refused if "explorer-data" in u]
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("chapter", ["03_clip_fails", "04_csa", "06_demo"])
