@@ -24,6 +24,7 @@ __all__ = [
     "AttentionContext",
     "AttentionVariant",
     "Prior",
+    "UnknownAttentionError",
     "get_attention",
     "register_attention",
     "register_modifier",
@@ -69,6 +70,13 @@ class AttentionVariant:
     params: Mapping[str, object] = field(default_factory=dict)  # settings of composed variants, for results files
 
 
+class UnknownAttentionError(KeyError):
+    """No attention variant (or modifier) by that name; the message lists what exists."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class _Registry(Mapping[str, AttentionVariant]):
     """Read-only view of the registered variants; ``list(ATTENTIONS)`` gives their names."""
 
@@ -81,7 +89,7 @@ class _Registry(Mapping[str, AttentionVariant]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(f"unknown attention {name!r}; available: {', '.join(self._items)}") from None
+            raise UnknownAttentionError(f"unknown attention {name!r}; available: {', '.join(self._items)}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
@@ -135,7 +143,7 @@ def _compose(registry: "_Registry", name: str, params: Mapping[str, Mapping] | N
     variant = registry[base]
     unknown = [m for m in mods if m not in _MODIFIERS]
     if unknown or len(set(mods)) != len(mods):
-        raise KeyError(
+        raise UnknownAttentionError(
             f"unknown attention {name!r}: write a base variant ({', '.join(registry._items)}) followed by distinct "
             f"modifiers from ({', '.join(_MODIFIERS) or 'none registered'}), e.g. 'sclip+rcs+sfr'"
         )

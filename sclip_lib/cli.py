@@ -144,11 +144,12 @@ def _segment(args) -> int:
             )
         if args.out is not None and args.overlay is not None and outputs[args.out].resolve() == outputs[args.overlay].resolve():
             raise ValueError("--out and --overlay name the same file: give them different names")
+        sl.ATTENTIONS[args.attention]  # an unknown name or modifier fails here, before the model loads
         device = resolve_device(args.device)
         image = _read_image(args.image, args.max_pixels)
         if args.overlay is not None:
             viz.check_overlay_size(image.height, image.width)
-    except ValueError as err:
+    except (ValueError, KeyError) as err:
         return _fail(err)
     background = {"none": None, "stuff": sl.STUFF_BACKGROUND}.get(args.background.lower(), args.background)
     prob_thd = args.prob_thd if args.prob_thd is not None else (0.1 if background else 0.0)

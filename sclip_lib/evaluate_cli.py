@@ -58,6 +58,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sclip evaluate``; returns the exit status (0 ok, 2 bad input or data)."""
+    from .attention import get_attention
     from .benchmarks import BenchmarkSourceError, get_benchmark, get_protocol
     from .evaluate import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         # unknown names, bad devices and unwritable folders fail here, before the model loads
         names = list(dict.fromkeys(get_benchmark(n).name for n in _benchmark_names(args.benchmark)))
         sources = _sources(args.source, names)
+        get_attention(args.attention)
         protocol = get_protocol(args.protocol)
         for name in names:  # a protocol that does not cover a benchmark fails here, before the model loads
             protocol.settings_for(get_benchmark(name))

@@ -91,6 +91,17 @@ def test_read_only_folder_fails_before_the_model(photo, tmp_path, capsys, no_mod
     assert "not writable" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("attention", ["sclipp", "sclip+rsc", "sclip+rcs+rcs"])
+def test_unknown_attention_or_modifier_fails_before_the_model(photo, capsys, no_model, monkeypatch, attention):
+    assert main(["segment", str(photo), "--classes", "cat", "--attention", attention, *FAST]) == 2
+    line = one_error_line(capsys)
+    assert f"unknown attention '{attention}'" in line
+    assert "available: " in line or "modifiers from" in line  # it says what exists
+    monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: pytest.fail("the model must not load"))
+    assert main(["evaluate", "--benchmark", "voc21", "--attention", attention, "--limit", "1"]) == 2
+    assert f"unknown attention '{attention}'" in one_error_line(capsys)
+
+
 @pytest.mark.parametrize("device", ["gpu", "cuda", "cuda:7"])
 def test_devices_the_machine_lacks(photo, capsys, no_model, device):
     if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 7:
