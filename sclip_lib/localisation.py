@@ -67,7 +67,8 @@ def patch_segments(mask, grid: tuple[int, int], ignore_index: int = IGNORE_INDEX
     return segments.reshape(rows, cols)
 
 
-def segment_attention_share(attn: torch.Tensor, segments: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> SegmentShare:
+def segment_attention_share(attn: torch.Tensor, segments: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+                            exclude_self: bool = False) -> SegmentShare:  # fmt: skip
     """How much of each query patch's attention lands on patches of its own segment, and the uniform baseline.
 
     ``attn``: ``(B, heads, L, L)``, ``(heads, L, L)`` or ``(L, L)`` with CLS as token 0 and the patches in
@@ -77,7 +78,12 @@ def segment_attention_share(attn: torch.Tensor, segments: torch.Tensor, ignore_i
     Heads are averaged, the CLS row and column dropped and each row renormalised over the patches. Queries
     labelled ``ignore_index`` are left out; as keys they stay in the denominator (attention on them is not
     on the query's segment), and the baseline counts them alike, so uniform attention gives exactly
-    ``uniform``. Identity attention gives 1.
+    ``uniform``. Identity attention gives 1: a patch's own token is in its own segment.
+
+    ``exclude_self=True`` also drops each query's attention to itself (the diagonal) before renormalising,
+    so only what a patch gathers from *other* patches counts; the baseline is then ``(|S| - 1) / (N - 1)``
+    for a query in a segment of ``|S|`` of the ``N`` patches, and identity attention, which gathers nothing
+    from other patches, is refused as undefined.
     """
     a = attn.detach().double().cpu()
     if a.ndim not in (2, 3, 4) or a.shape[-1] != a.shape[-2]:
@@ -93,13 +99,18 @@ def segment_attention_share(attn: torch.Tensor, segments: torch.Tensor, ignore_i
             "attention's own patch grid, e.g. patch_segments(mask, encoder.grid(height, width))"
         )
     seg = seg.expand(patches.shape[0], -1)
-    totals = patches.sum(dim=-1, keepdim=True)
-    if (totals <= 0).any():
-        raise ValueError("some query gives no attention to any patch (all on CLS), so its share is undefined")
+    n = seg.shape[-1]
     same = seg[:, :, None] == seg[:, None, :]
-    share = ((patches / totals) * same).sum(dim=-1)
-    uniform = same.sum(dim=-1).double() / seg.shape[-1]
+    if exclude_self:
+        others = ~torch.eye(n, dtype=torch.bool)
+        patches, same = patches * others, same & others
     queries = seg != ignore_index
     if not queries.any():
         raise ValueError(f"every patch is labelled ignore_index={ignore_index}: there is no query to measure")
+    totals = patches.sum(dim=-1)
+    if (totals[queries] <= 0).any():
+        where = "any other patch (identity attention?)" if exclude_self else "any patch (all on CLS)"
+        raise ValueError(f"some query gives no attention to {where}, so its share is undefined")
+    share = (patches * same).sum(dim=-1) / totals.where(queries, torch.ones_like(totals))  # ignored rows: unused
+    uniform = same.sum(dim=-1).double() / (n - 1 if exclude_self else n)
     return SegmentShare(float(share[queries].mean()), float(uniform[queries].mean()), int(queries.sum()))

@@ -43,6 +43,19 @@ def test_hand_built_matrix():
     assert s.lift == pytest.approx(0.4 / (1.25 / 3), abs=1e-12)
 
 
+def test_hand_built_matrix_without_self_attention():
+    a = with_cls(PATCH_ROWS, cls_mass=0.7, scale=1.3)
+    heads = torch.stack([a + 0.05 * torch.eye(5, dtype=a.dtype), a - 0.05 * torch.eye(5, dtype=a.dtype)])
+    s = segment_attention_share(heads, SEGMENTS, exclude_self=True)
+    # rows without the diagonal: q0 (., .25, .25, 0) -> .25/.5; q1 (.1, ., .4, .4) -> .1/.9; q2 (.25, .25, ., .25) -> 0
+    assert s.share == pytest.approx((0.5 + 1 / 9 + 0) / 3, abs=1e-12)
+    assert s.uniform == pytest.approx((1 / 3 + 1 / 3 + 0) / 3, abs=1e-12)  # (|S| - 1) / (N - 1)
+    with pytest.raises(ValueError, match="other patch"):
+        segment_attention_share(torch.eye(5), SEGMENTS, exclude_self=True)
+    ones = segment_attention_share(torch.ones(5, 5), SEGMENTS, exclude_self=True)
+    assert ones.share == pytest.approx(ones.uniform, abs=1e-12)
+
+
 def test_identity_attention_scores_one():
     s = segment_attention_share(torch.eye(5), SEGMENTS)
     assert s.share == 1.0 and s.uniform < 1
