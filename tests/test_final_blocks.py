@@ -260,3 +260,40 @@ def test_result_file_names_tell_final_blocks_apart():
     settings = {"attention": "sclip", "pamr": False, "final_blocks": 1}
     assert result_stem("voc20", settings, "ViT-B-16", 10) == "voc20_sclip_ViT-B-16_limit10"
     assert result_stem("voc20", {**settings, "final_blocks": 3}, "ViT-B-16", 10) == "voc20_sclip_ViT-B-16_final3_limit10"
+
+
+def test_evaluate_passes_final_blocks_into_the_results_file(vit_b32, tmp_path):
+    import numpy as np
+
+    from tests.conftest import ONE_TEMPLATE
+    from tests.test_benchmark_loading import generated_voc, hub_copy
+
+    images, masks, _ = generated_voc(np.random.default_rng(1), n=1, size=(64, 64))
+    source = hub_copy(tmp_path / "voc", "voc21", images, masks)
+    r = sl.evaluate("sclip", "voc21", model=vit_b32, source=source, limit=1, out=tmp_path / "res", progress=False,
+                    templates=ONE_TEMPLATE, short_side=224, final_blocks=2)  # fmt: skip
+    assert r.settings["final_blocks"] == 2
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [
+        "voc21_sclip_ViT-B-32-untrained_final2_limit1.csv", "voc21_sclip_ViT-B-32-untrained_final2_limit1.json"]
+
+
+def test_cli_final_blocks(tmp_path, capsys):
+    import argparse
+
+    import numpy as np
+    from PIL import Image
+
+    from sclip_lib import evaluate_cli
+    from sclip_lib.cli import main
+
+    parser = argparse.ArgumentParser(prog="sclip")
+    evaluate_cli.add_parser(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["evaluate", "-b", "voc20", "--final-blocks", "3"]).final_blocks == 3
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photo)
+    args = ["segment", str(photo), "--classes", "cat; dog", "--model", "ViT-B-32", "--allow-untrained",
+            "--templates", "1", "--short-side", "112", "--background", "none", "--final-blocks"]  # fmt: skip
+    assert main([*args, "13"]) == 2
+    err = capsys.readouterr().err
+    assert "final_blocks must be an int from 1 to 12" in err and "Traceback" not in err
+    assert main([*args, "2"]) == 0
