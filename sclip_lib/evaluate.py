@@ -401,6 +401,8 @@ def _published(seg: Segmenter, bench: Benchmark) -> dict:
     if seg.protocol is None:
         return none
     paper, released = get_protocol(seg.protocol).numbers(bench, seg.attention)
+    # a number measured with another PAMR setting (NACLIP's paper figures: PAMR off) is not this run's
+    paper, released = ((p if p is None or p.pamr in (None, seg.settings.pamr) else None) for p in (paper, released))
     if paper is None and released is None:  # this method was not published under this protocol
         return none
     sources = [f"{label}: {p.source}" for label, p in (("paper", paper), ("released", released)) if p]
