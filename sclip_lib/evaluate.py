@@ -160,12 +160,14 @@ class EvalResult:
 
 
 def result_stem(benchmark: str, settings: dict, model: str, limit: int | None) -> str:
-    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, subset."""
+    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, final blocks, subset."""
     parts = [benchmark, settings.get("attention", "?"), model]
     if settings.get("protocol") not in (None, "sclip"):  # SCLIP's protocol keeps the earlier names
         parts.append(settings["protocol"])
     if settings.get("pamr"):
         parts.append("pamr")
+    if settings.get("final_blocks", 1) != 1:  # the variant in the last N blocks
+        parts.append(f"final{settings['final_blocks']}")
     if limit is not None:
         parts.append(f"limit{limit}")
     return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
