@@ -91,6 +91,8 @@ def _add_segment_parser(sub) -> None:
     p.add_argument("--area-thd", type=float, default=None)
     p.add_argument("--short-side", type=positive_int, default=336)
     p.add_argument("--pamr", action="store_true", help="refine with PAMR (10 iterations, dilations 8 and 16)")
+    p.add_argument("--final-blocks", type=positive_int, default=1,
+                   help="apply the attention variant to the last N blocks (default 1, the papers' setting)")
     p.add_argument("--templates", type=positive_int, default=None,
                    help="use only the first N (1..80) of the 80 prompt templates (faster on CPU)")
     p.add_argument("--max-pixels", type=nonnegative_int, default=None,
@@ -159,7 +161,7 @@ def _segment(args) -> int:
         seg = sl.Segmenter(
             model, args.classes, args.attention, background=background, device=device, templates=templates,
             logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd, short_side=args.short_side,
-            pamr=args.pamr, batch_size=args.batch_size,
+            pamr=args.pamr, batch_size=args.batch_size, final_blocks=args.final_blocks,
         )
         seg.check_image_size(image.height, image.width)
     except (sl.WeightsError, ValueError, KeyError, TypeError) as err:

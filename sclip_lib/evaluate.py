@@ -12,6 +12,10 @@ intersection, prediction and ground-truth pixel sums (float64, exact for integer
 images done, rewritten atomically every few images and when the run stops on an error or Ctrl-C.
 ``resume=True`` continues from it and ends with the same sums, so the same mIoU, as an uninterrupted
 run. The sums are plain per-class totals, so runs over disjoint parts of a split add up.
+
+A result also keeps every image's per-class intersection and union (``per_image``) and the
+percentile bootstrap confidence interval over images computed from them (``interval``, seeded):
+``result.confidence_interval(seed=1)`` recomputes it, also from a reloaded results file.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from . import distributed
 from .benchmarks import PAPER_ORDER, Benchmark, BenchmarkData, get_benchmark, get_protocol, load_benchmark
 from .benchmarks.loading import SAMPLE_ERRORS, BadSample
 from .files import check_output_folder, write_atomic
-from .metrics import MeanIoU
+from .metrics import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MeanIoU, bootstrap_miou
 from .packing import predict_packed
 from .segmenter import Segmenter
 
@@ -71,6 +75,10 @@ class EvalResult:
     skipped: list = field(default_factory=list)  # [{"name", "error"}] of samples left out (skip_bad)
     protocol: str | None = None  # the protocol the run followed (None: custom settings)
     published_source: str = ""  # where paper_miou and released_miou were read
+    # every image's [class, intersection, union] triples (pixels), for the bootstrap; [] in older files
+    per_image: list = field(default_factory=list)
+    # the bootstrap interval of miou over images: {"low", "high", "level", "resamples", "seed"}; None: unknown
+    interval: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -86,6 +94,22 @@ class EvalResult:
 
     def per_class(self) -> dict[str, float]:
         return dict(zip(self.class_names, self.iou))
+
+    def confidence_interval(
+        self, level: float = BOOTSTRAP_LEVEL, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+    ) -> tuple[float, float]:
+        """The percentile bootstrap interval (percent) of :attr:`miou` over this run's images."""
+        if len(self.per_image) != self.num_images:
+            raise ValueError(
+                f"this result keeps the sums of {len(self.per_image)} of its {self.num_images} images (a file "
+                "written before per-image sums were kept, or resumed from one): evaluate again to get an interval"
+            )
+        return bootstrap_miou(self.per_image, self.num_classes, resamples=resamples, level=level, seed=seed)
+
+    @property
+    def interval_text(self) -> str:
+        """``"[low, high]"`` of the stored interval, one decimal; ``""`` when there is none."""
+        return f"[{self.interval['low']:.1f}, {self.interval['high']:.1f}]" if self.interval else ""
 
     def stem(self) -> str:
         """A file name stem that tells runs apart: benchmark, attention, model, PAMR, subset."""
@@ -125,7 +149,9 @@ class EvalResult:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         names = {f.name for f in fields(cls)}
         missing = names - set(d)
-        if missing - {"model", "warning", "device", "created", "versions", "skipped", "protocol", "published_source"}:
+        optional = {"model", "warning", "device", "created", "versions", "skipped", "protocol", "published_source",
+                    "per_image", "interval"}  # fmt: skip
+        if missing - optional:
             raise ValueError(f"{path} is not an evaluation result: missing {sorted(missing)}")
         d = {k: v for k, v in d.items() if k in names}
         d["iou"] = [float("nan") if v is None else float(v) for v in d["iou"]]
@@ -134,12 +160,14 @@ class EvalResult:
 
 
 def result_stem(benchmark: str, settings: dict, model: str, limit: int | None) -> str:
-    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, subset."""
+    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, final blocks, subset."""
     parts = [benchmark, settings.get("attention", "?"), model]
     if settings.get("protocol") not in (None, "sclip"):  # SCLIP's protocol keeps the earlier names
         parts.append(settings["protocol"])
     if settings.get("pamr"):
         parts.append("pamr")
+    if settings.get("final_blocks", 1) != 1:  # the variant in the last N blocks
+        parts.append(f"final{settings['final_blocks']}")
     if limit is not None:
         parts.append(f"limit{limit}")
     return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
@@ -254,6 +282,8 @@ def evaluate(
     )
     state.images = int(images)
     skipped = distributed.gather_lists(shard, state.skipped)
+    known = distributed.gather_lists(shard, [metric.per_image is not None])  # a rank resumed from an older file?
+    per_image = distributed.gather_lists(shard, metric.per_image or []) if all(known) else []
     if state.images == 0:
         raise ValueError(f"{bench.name}: the subset holds no usable images; nothing was evaluated or written")
     score = metric.compute()
@@ -278,7 +308,12 @@ def evaluate(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=_versions(),
         skipped=skipped,
+        per_image=per_image,
     )
+    if len(per_image) == state.images:
+        low, high = result.confidence_interval()
+        result.interval = {"low": low, "high": high, "level": BOOTSTRAP_LEVEL, "resamples": BOOTSTRAP_RESAMPLES,
+                           "seed": BOOTSTRAP_SEED}  # fmt: skip
     if folder is not None and shard.is_main:
         result.save(folder)
     if folder is not None:
@@ -327,6 +362,7 @@ class _Progress:
         self.rows, self.images = int(saved["rows"]), int(saved["images"])
         self.skipped = list(saved["skipped"])
         self.loop_seconds = float(saved["loop_seconds"])
+        m.per_image = saved.get("per_image")  # None: an older file without them; the result gets no interval
 
     def skip(self, name: str, error: str) -> None:
         self.skipped.append({"name": name, "error": error})
@@ -346,6 +382,7 @@ class _Progress:
             "intersection": m.intersection.tolist(),
             "pred_area": m.pred_area.tolist(),
             "target_area": m.target_area.tolist(),
+            "per_image": m.per_image,
         }
         write_atomic(self.path, json.dumps(state, allow_nan=False) + "\n")
         return True
@@ -366,6 +403,8 @@ def _published(seg: Segmenter, bench: Benchmark) -> dict:
     if seg.protocol is None:
         return none
     paper, released = get_protocol(seg.protocol).numbers(bench, seg.attention)
+    # a number measured with another PAMR setting (NACLIP's paper figures: PAMR off) is not this run's
+    paper, released = ((p if p is None or p.pamr in (None, seg.settings.pamr) else None) for p in (paper, released))
     if paper is None and released is None:  # this method was not published under this protocol
         return none
     sources = [f"{label}: {p.source}" for label, p in (("paper", paper), ("released", released)) if p]
@@ -435,6 +474,7 @@ def summary_rows(results: list[EvalResult]) -> list[dict]:
             "protocol": r.protocol or "custom",
             "images": r.num_images,
             "mIoU": round(r.miou, 2),
+            "95% CI": r.interval_text,
             "paper": r.paper_miou,
             "released code": r.released_miou,
             "s/img": round(r.seconds_per_image, 3),

@@ -46,6 +46,8 @@ def add_parser(subparsers) -> None:
                    help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable")
     p.add_argument("--out", default="results", type=Path, help="results folder (default: results/)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="windows per encoder call (default 16)")
+    p.add_argument("--final-blocks", type=positive_int, default=None,
+                   help="apply the attention variant to the last N blocks (default 1; results file names then gain _finalN)")
     p.add_argument("--templates", choices=("protocol", "openai", "one"), default="protocol",
                    help="prompt templates: the protocol's (default; the 80 OpenAI ImageNet templates, 85 for "
                    "maskclip), 'openai' (the 80 under any protocol) or one ('a photo of a {}.', smoke runs)")
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["pamr"] = True
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
+    if args.final_blocks is not None:
+        overrides["final_blocks"] = args.final_blocks
     try:
         shard = distributed.context()  # under torchrun: join the other processes before loading anything
         device = distributed.local_device(device)  # "cuda": this process's own GPU

@@ -59,12 +59,13 @@ class Settings:
     batch_size: int = 16  # windows per encoder call
     inference: str = "slide"  # "slide" windows, or "whole": one pass over the resized image
     pos_resize: str = "scale_factor"  # positional-embedding resize rule, see encoder.POS_RESIZE_RULES
+    final_blocks: int = 1  # the attention variant runs in the last N blocks (see DenseEncoder); 1: the papers'
     mean: tuple[float, float, float] | None = None  # image normalisation; None: the model's own
     std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         # every check here runs at construction, before any compute, and names the argument
-        for name in ("short_side", "long_side", "crop", "stride", "batch_size", "pamr_iterations"):
+        for name in ("short_side", "long_side", "crop", "stride", "batch_size", "pamr_iterations", "final_blocks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -134,7 +135,8 @@ class Segmenter:
             )
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
-        self.encoder = DenseEncoder(model, attention, pos_resize=self.settings.pos_resize)
+        self.encoder = DenseEncoder(model, attention, pos_resize=self.settings.pos_resize,
+                                    final_blocks=self.settings.final_blocks)
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in ("fp16", "fp32"):
             raise ValueError(f"precision must be 'fp16' or 'fp32', got {self.precision!r}")

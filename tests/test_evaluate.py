@@ -56,6 +56,11 @@ def test_end_to_end_voc21_untrained(vit_b16, voc_copy, tmp_path):
     assert [None if math.isnan(v) else v for v in back.iou] == [None if math.isnan(v) else v for v in r.iou]
     csv_lines = (out / files[0]).read_text().splitlines()
     assert csv_lines[0] == "class,name,iou" and len(csv_lines) == 22
+    # the per-image sums travel with the file, so the interval can be recomputed from it alone
+    assert len(r.per_image) == 2 and raw["per_image"] == r.per_image
+    assert r.interval["seed"] == 0 and r.interval["low"] <= r.interval["high"]
+    assert (r.interval["low"], r.interval["high"]) == r.confidence_interval() == back.confidence_interval()
+    assert back.interval == r.interval and back.interval_text.startswith("[")
 
 
 def test_scores_match_an_independent_count_on_a_real_voc_image(vit_b16, tmp_path):
@@ -107,6 +112,19 @@ def test_summary_rows_in_paper_order(vit_b16, voc_copy, tmp_path):
     assert rows[0]["paper"] == 80.4 and rows[0]["note"] == "SMOKE (untrained)"
     table = format_table(rows)
     assert table.splitlines()[0].split()[:4] == ["benchmark", "attention", "protocol", "images"] and "80.4" in table
+    assert rows[0]["95% CI"] == r.interval_text != ""
+
+
+def test_older_result_file_without_per_image_sums_loads_and_says_why_it_has_no_interval(vit_b16, voc_copy, tmp_path):
+    r = sl.evaluate("sclip", "voc20", model=vit_b16, source=voc_copy[0], limit=2, progress=False, **FAST)
+    path = r.to_json(tmp_path / "r.json")
+    raw = json.loads(path.read_text())
+    del raw["per_image"], raw["interval"]
+    path.write_text(json.dumps(raw))
+    old = EvalResult.load(path)
+    assert old.interval is None and old.interval_text == "" and old.miou == r.miou
+    with pytest.raises(ValueError, match="evaluate again"):
+        old.confidence_interval()
 
 
 # -- CLI ----------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def test_killed_run_resumes_to_the_identical_miou(vit_b16, voc5, tmp_path, monke
     assert len(calls) == 3  # images 3, 4, 5 only
     assert (resumed.miou, resumed.num_images, resumed.num_pixels) == (full.miou, 5, full.num_pixels)
     assert json.dumps(resumed.iou) == json.dumps(full.iou)
+    assert resumed.per_image == full.per_image and resumed.interval == full.interval  # the sums survive a resume
     assert not (out / PARTIAL).exists() and (out / PARTIAL.replace(".partial", "")).exists()
 
 
