@@ -180,6 +180,15 @@ def test_readme_lists_exactly_the_protocols_differences():
         assert f"`{proto.repository}` at `{proto.commit[:7]}`" in flat
 
 
+def test_readme_without_the_markers_is_a_clear_error():
+    from scripts import readme_differences
+
+    with pytest.raises(SystemExit, match="README.md must hold the lines"):
+        readme_differences.split("## Faithfulness\n\nno markers here\n")
+    with pytest.raises(SystemExit, match="in that order"):
+        readme_differences.split(f"{readme_differences.END}\n{readme_differences.BEGIN}\n")
+
+
 def test_each_protocol_holds_the_differences_that_name_it_and_cites_a_commit():
     for names, text in DIFFERENCES:
         assert names and set(names) <= set(PROTOCOLS) and text.strip(), text
