@@ -115,13 +115,15 @@ def test_resume_refuses_other_settings(vit_b16, voc5, tmp_path, monkeypatch):
         run(vit_b16, voc5, out, resume=True)
 
 
-def voc_layout_with_bad_rows(root, rng):
-    """Rows 1-2 fine, row 3 a corrupt JPEG, row 4 a mask with label 99, row 5 fine."""
-    ids = [f"2007_00000{i}" for i in range(1, 6)]
+def voc_layout_with_bad_rows(root, rng, *, rows=5, bad_image=2, bad_mask=3, bad_value=99):
+    """``rows`` rows (default: rows 1-2 fine, row 3 a corrupt JPEG, row 4 a mask with label 99, row 5 fine);
+    ``bad_image`` and ``bad_mask`` are 0-based row indices."""
+    ids = [f"2007_00000{i}" for i in range(1, rows + 1)]
     for i, n in enumerate(ids):
         save(root / "JPEGImages" / f"{n}.jpg", Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
-        save(root / "SegmentationClass" / f"{n}.png", Image.fromarray(np.full((32, 32), 99 if i == 3 else i + 1, np.uint8)))
-    (root / "JPEGImages" / f"{ids[2]}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+        label = bad_value if i == bad_mask else i + 1
+        save(root / "SegmentationClass" / f"{n}.png", Image.fromarray(np.full((32, 32), label, np.uint8)))
+    (root / "JPEGImages" / f"{ids[bad_image]}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (root / "ImageSets" / "Segmentation").mkdir(parents=True)
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
     return ids

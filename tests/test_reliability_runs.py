@@ -19,7 +19,7 @@ from tests.test_benchmark_loading import save
 from tests.test_evaluate import cli
 from tests.test_reliability_cli import FAST as SEGMENT_FAST
 from tests.test_reliability_cli import one_error_line
-from tests.test_reliability_evaluate import _quick, quick_predict, run, voc5  # noqa: F401 (fixtures)
+from tests.test_reliability_evaluate import _quick, quick_predict, run, voc5, voc_layout_with_bad_rows  # noqa: F401
 
 TWO_TEMPLATES = ("a photo of a {}.", "a picture of a {}.")
 
@@ -147,14 +147,7 @@ def test_two_evaluations_finishing_at_once_keep_the_first_result(vit_b16, voc5, 
 # -- case 4: --skip-bad from the first row, messages in the user's words -------------------------
 def voc_layout_bad_first(root, rng):
     """Row 1 an unreadable JPEG, row 2 a mask with value 100, rows 3-4 fine."""
-    ids = [f"2007_00000{i}" for i in range(1, 5)]
-    for i, n in enumerate(ids):
-        save(root / "JPEGImages" / f"{n}.jpg", Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
-        save(root / "SegmentationClass" / f"{n}.png", Image.fromarray(np.full((32, 32), 100 if i == 1 else i, np.uint8)))
-    (root / "JPEGImages" / f"{ids[0]}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
-    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
-    return ids
+    return voc_layout_with_bad_rows(root, rng, rows=4, bad_image=0, bad_mask=1, bad_value=100)
 
 
 def test_skip_bad_skips_the_first_rows_too(vit_b16, tmp_path):
