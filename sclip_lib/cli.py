@@ -163,7 +163,7 @@ def _segment(args) -> int:
     import sclip_lib as sl
     from sclip_lib import viz
     from sclip_lib.files import OutputExistsError, check_output_file
-    from sclip_lib.segmenter import Settings, check_thresholds
+    from sclip_lib.segmenter import Settings
 
     # everything that can be checked without the model is checked first: paths, classes, settings, device
     try:
@@ -182,9 +182,10 @@ def _segment(args) -> int:
         if len(classes) + bool(background) > viz.MAX_LABELS:
             raise ValueError(f"--classes: {len(classes)} classes; a label PNG holds at most {viz.MAX_LABELS}")
         prob_thd = args.prob_thd if args.prob_thd is not None else (0.1 if background else 0.0)
-        settings = Settings(logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd,
-                            short_side=args.short_side, pamr=args.pamr, batch_size=args.batch_size)  # fmt: skip
-        check_thresholds(settings, background is not None)
+        settings = _settings(Settings, args, prob_thd)
+        if background is None and (args.prob_thd or args.area_thd is not None):
+            raise ValueError("--prob-thd and --area-thd send pixels to the background class, and --background "
+                             "none gives none: drop them, or name a background (e.g. --background stuff)")  # fmt: skip
         sl.ATTENTIONS[args.attention]  # an unknown name or modifier fails here, before the model loads
         device = resolve_device(args.device)
         image = _read_image(args.image, args.max_pixels)
@@ -223,6 +224,21 @@ def _segment(args) -> int:
     if seg.untrained:
         print(SMOKE_BANNER, file=sys.stderr)
     return 0
+
+
+_SETTING_FLAGS = ("logit_scale", "prob_thd", "area_thd", "short_side", "batch_size")
+
+
+def _settings(settings_type, args, prob_thd: float):
+    """The Segmenter settings of the command line, checked now; errors name the options as typed."""
+    try:
+        return settings_type(logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd,
+                             short_side=args.short_side, pamr=args.pamr, batch_size=args.batch_size)  # fmt: skip
+    except ValueError as err:
+        message = str(err)
+        for name in _SETTING_FLAGS:
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        raise ValueError(message) from None
 
 
 def _background(text: str) -> str | None:

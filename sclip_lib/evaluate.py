@@ -383,12 +383,13 @@ class _Progress:
                 "same arguments, or delete the file to start over"
             )
         try:
-            sums = {name: _sums(saved[name], self.metric.num_classes) for name in ("intersection", "pred_area", "target_area")}
+            names = ("intersection", "pred_area", "target_area")
+            sums = {name: _sums(saved[name], self.metric.num_classes) for name in names}
             rows, images, seconds = saved["rows"], saved["images"], float(saved["loop_seconds"])
             skipped = saved["skipped"]
             if not (isinstance(rows, int) and isinstance(images, int) and 0 <= images <= rows):
                 raise ValueError(f"{images!r} images in {rows!r} rows")
-            if not isinstance(skipped, list) or not all(isinstance(s, dict) and {"name", "error"} <= set(s) for s in skipped):
+            if not isinstance(skipped, list) or not all(isinstance(s, dict) and {"name", "error"} <= s.keys() for s in skipped):
                 raise ValueError("its list of skipped samples is malformed")
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(
@@ -430,7 +431,8 @@ class _Progress:
 def _sums(values, num_classes: int) -> torch.Tensor:
     """One per-class sum of a progress file: ``num_classes`` finite values >= 0."""
     if not isinstance(values, list) or len(values) != num_classes:
-        raise ValueError(f"a per-class sum holds {len(values) if isinstance(values, list) else values!r} values, not {num_classes}")
+        held = len(values) if isinstance(values, list) else repr(values)
+        raise ValueError(f"a per-class sum holds {held} values, not {num_classes}")
     tensor = torch.tensor(values, dtype=torch.float64)
     if not torch.isfinite(tensor).all() or (tensor < 0).any():
         raise ValueError("a per-class sum holds negative or non-finite values")

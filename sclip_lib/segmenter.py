@@ -128,7 +128,11 @@ class Segmenter:
             names = parse_classes([background, *names.classes])
         self.class_names = names
         self.has_background = background is not None
-        check_thresholds(self.settings, self.has_background)
+        if not self.has_background and (self.settings.prob_thd > 0 or self.settings.area_thd is not None):
+            raise ValueError(
+                "prob_thd and area_thd send pixels to class 0, the background, but no background class was "
+                "given: pass background='...' (e.g. sclip_lib.STUFF_BACKGROUND) or leave both thresholds off"
+            )
         # a device the machine lacks fails here with the devices it has, not with torch's driver error
         self.device = check_device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
@@ -345,16 +349,6 @@ class Segmenter:
         return (
             f"Segmenter(attention={self.attention!r}, classes={self.num_classes}, device={self.device}, "
             f"untrained={self.untrained})"
-        )
-
-
-def check_thresholds(settings: Settings, has_background: bool) -> None:
-    """``prob_thd`` and ``area_thd`` need a background class to send pixels to (checked at construction,
-    and by the CLI before the model loads)."""
-    if not has_background and (settings.prob_thd > 0 or settings.area_thd is not None):
-        raise ValueError(
-            "prob_thd and area_thd send pixels to class 0, the background, but no background class was "
-            "given: pass background='...' (e.g. sclip_lib.STUFF_BACKGROUND) or leave both thresholds off"
         )
 
 

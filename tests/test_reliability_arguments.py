@@ -68,9 +68,9 @@ def test_a_name_that_fits_only_without_the_temporary_suffix_is_written(photo, tm
 
 
 @pytest.mark.parametrize("flag, value, words", [
-    ("--prob-thd", "1.0000001", "got 1.0000001"),
-    ("--logit-scale", "0", "logit_scale"),
-    ("--area-thd", "-0.5", "area_thd"),
+    ("--prob-thd", "1.0000001", "--prob-thd must lie in [0, 1], got 1.0000001"),
+    ("--logit-scale", "0", "--logit-scale must be"),
+    ("--area-thd", "-0.5", "--area-thd must"),
 ])  # fmt: skip
 def test_settings_out_of_range_fail_before_the_model(photo, capsys, no_model, flag, value, words):
     assert main(["segment", str(photo), "--classes", "cat", flag, value, *FAST]) == 2
