@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from sclip_lib.testing.browser import find_chromium, missing_message
+
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = find_chromium()  # $SCLIP_CHROMIUM, chromium/google-chrome on PATH, or Playwright's
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -65,8 +67,8 @@ def _check_mode_marks(page, chapter: str) -> None:
 def site():
     if not (HTML / "book" / "01_preface.html").exists():
         pytest.skip(f"no built book at {HTML}: run `make book` first")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (make book installs it when run as root)")
+    if CHROMIUM is None:
+        pytest.skip(missing_message() + " (make book installs Debian's when run as root)")
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     handler.log_message = lambda *a, **k: None
