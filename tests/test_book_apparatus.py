@@ -33,7 +33,7 @@ def _tracked_files() -> list[Path]:
 
 def test_repository_url_is_written_once():
     """_config.yml holds the URL; elsewhere only the chapters' set-up cells, which the sync check derives from it."""
-    derived = {md for md in notebooks.chapters()} | {notebooks.paired(md) for md in notebooks.chapters()}
+    derived = {md for md in notebooks.chapters()} | {c for md in notebooks.chapters() for c in notebooks.copies(md).values()}
     holders = []
     for path in _tracked_files():
         try:
