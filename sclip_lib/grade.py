@@ -112,6 +112,8 @@ def _function(fn, reference, inputs, traps: dict[str, Callable], what: str) -> t
     if not callable(fn):
         raise TypeError(f"give the function itself ({what}), not {type(fn).__name__}")
     got, want = fn(*inputs), reference(*inputs)
+    if got is None:
+        return False, "the function returns nothing yet: finish it and `return` the result"
     got = torch.as_tensor(got)
     if tuple(got.shape) != tuple(want.shape):
         return False, f"the result has shape {tuple(got.shape)}; {what} should keep the inputs' layout"

@@ -96,6 +96,14 @@ def test_known_mistakes_get_their_own_reason():
     assert "raised ZeroDivisionError" in grade.check("ex-csa-matrix", CASES["ex-csa-matrix"][2][3]).reason
 
 
+def test_unfinished_function_is_a_verdict():
+    def unfinished(image_emb, text_emb, scale):
+        ...
+
+    verdict = grade.check("ex-clip-zero-shot", unfinished)
+    assert not verdict and "returns nothing yet" in verdict.reason
+
+
 def test_missing_answer_and_unknown_exercise():
     verdict = grade.check("ex-clip-softmax", ...)
     assert not verdict and "no answer yet" in verdict.reason
