@@ -24,11 +24,6 @@ def edition() -> str:
     return value
 
 
-def has_solutions(source: str) -> bool:
-    """Whether a page's source holds a solution block (its Colab copy then holds the solutions too)."""
-    return "{solution}" in source
-
-
 def _configure(app, config):
     if edition() != "student":
         return
