@@ -1,7 +1,8 @@
 """The Colab path, run the way Colab runs it: a fresh environment, the package from a git URL, chapters top to bottom.
 
-1. A new virtual environment (outside the repository) gets the locked torch and torchvision, as Colab comes
-   with its own torch: nothing else of the project is in it.
+1. A new virtual environment (in _build/colab-check, removed afterwards) gets a current pip and the locked torch
+   and torchvision (from this machine's wheels where it has them), as Colab comes with both: nothing else of
+   the project is in it.
 2. Colab copies (notebooks/*.ipynb, as committed) are executed top to bottom with nbclient, on a kernel of that
    environment, from a folder outside the repository and with PYTHONPATH unset. Their first cell, the set-up
    cell, installs ``sclip_lib[book] @ git+<url>`` itself, with the URL pointed at this repository
@@ -55,6 +56,8 @@ def fresh_venv(env: dict) -> Path:
     venv = WORK / "venv"
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
+    # Colab's pip is recent; a venv's bundled one can be too old to parse "name[extra] @ git+file:///path"
+    run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], env=env)
     run([str(python), "-m", "pip", "install", "-q", locked("torch"), locked("torchvision"),
          locked("ipykernel")], env=env)  # fmt: skip
     spec = WORK / "jupyter" / "kernels" / KERNEL
