@@ -131,3 +131,19 @@ def test_student_edition_holds_no_solution():
 
 def test_copies_are_up_to_date():
     assert notebooks.problems() == []
+
+
+def test_colab_check_installs_from_the_local_repository():
+    """scripts/colab_check.py runs the committed copy with only its set-up cell's URL pointed here."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import colab_check
+    finally:
+        sys.path.pop(0)
+    nb = colab_check.colab_copy("student/04_csa", f"git+file://{ROOT}")
+    setup = next(c for c in nb.cells if c.cell_type == "code").source
+    assert f'"sclip_lib[book] @ git+file://{ROOT}"' in setup and notebooks.repository_url() not in setup
+    committed = json.loads((ROOT / "notebooks" / "student" / "04_csa.ipynb").read_text())["cells"]
+    changed = [i for i, (a, b) in enumerate(zip(nb.cells, committed)) if a.source != "".join(b["source"])]
+    assert len(nb.cells) == len(committed) and len(changed) == 1 and "pip" in nb.cells[changed[0]].source
+    assert colab_check.locked("torch").startswith("torch==")
