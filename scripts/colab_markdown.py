@@ -197,7 +197,7 @@ def _details(summary: str, body: str) -> str:
 
 def _directive(name: str, arg: str, options: dict, body: str, page: str, index: Index,
                with_solutions: bool, glued: list[str]) -> list[tuple[str, str]]:  # fmt: skip
-    inner = lambda: _markdown_only(body, page, index, with_solutions, glued)  # noqa: E731
+    inner = lambda: _markdown_only(body, page, index, with_solutions, glued).strip("\n")  # noqa: E731
     if name != "literalinclude":
         arg = _inline(arg, page, index, glued)
     kind = name.split(":")[-1]
