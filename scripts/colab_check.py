@@ -1,6 +1,6 @@
 """The Colab path, run the way Colab runs it: a fresh environment, the package from a git URL, chapters top to bottom.
 
-1. A new virtual environment (in _build/colab-check, removed afterwards) gets a current pip and the locked torch
+1. A new virtual environment (in the temporary folder, removed afterwards) gets a current pip and the locked torch
    and torchvision (from this machine's wheels where it has them), as Colab comes with both: nothing else of
    the project is in it.
 2. Colab copies (notebooks/*.ipynb, as committed) are executed top to bottom with nbclient, on a kernel of that
@@ -25,11 +25,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "_build" / "colab-check"
+WORK = Path(tempfile.gettempdir()) / "sclip-colab-check"  # outside the repository
 DEFAULT = ["02_clip", "student/07_evaluation"]
 KERNEL = "sclip-colab-check"
 
@@ -110,6 +111,13 @@ def main(argv: list[str]) -> int:
                 "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"})  # fmt: skip
     env.pop("SCLIP_BOOK_BUILD", None)
     env.pop("SCLIP_BOOK_HUB", None)
+    try:
+        return check(names, env, start)
+    finally:
+        shutil.rmtree(WORK / "venv", ignore_errors=True)  # several GB, pass or fail
+
+
+def check(names: list[str], env: dict, start: float) -> int:
     fresh_venv(env)
     installed = time.perf_counter()
     log(f"fresh venv with torch ready in {installed - start:.0f} s")
@@ -130,8 +138,8 @@ def main(argv: list[str]) -> int:
     total = time.perf_counter() - start
     log(f"passed in {total / 60:.1f} min (venv and torch {installed - start:.0f} s; {'; '.join(timings)}, the first "
         "including the set-up cell's pip install)")  # fmt: skip
+    (ROOT / "_build").mkdir(exist_ok=True)
     (ROOT / "_build" / "colab-check-seconds.txt").write_text(f"{total:.0f}\n")
-    shutil.rmtree(WORK / "venv", ignore_errors=True)  # several GB
     return 0
 
 
