@@ -13,6 +13,7 @@ the CLS token counted, a softmax over the wrong axis), never the expected value.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -75,9 +76,9 @@ def confirm(label: str, answer) -> Verdict:
 
 # -- helpers ------------------------------------------------------------------------------------------
 def _number(answer) -> float:
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) and not (
-        isinstance(answer, torch.Tensor) and answer.numel() == 1
-    ):
+    """One number: a Python or NumPy number, or a one-element tensor (a bool is not a number here)."""
+    one_element = isinstance(answer, torch.Tensor) and answer.numel() == 1
+    if isinstance(answer, bool) or not (isinstance(answer, numbers.Real) or one_element):
         raise TypeError(f"give one number, got {type(answer).__name__}")
     return float(answer)
 
@@ -170,7 +171,7 @@ def _patch_tokens(answer):
         return True, "both counts are right"
     if (b16, b32) == (197, 50):
         return False, "the question asks for patch tokens: leave the CLS token out"
-    if b16 in (14, 224 // 16) or b32 == 7:
+    if b16 == 14 or b32 == 7:
         return False, "that is the patches along one side; the grid is square"
     return False, "count the patches of a 224 x 224 image: (side / patch size) per row, times the rows" + (
         "; ViT-B/16 is right" if b16 == 196 else "; ViT-B/32 is right" if b32 == 49 else "")

@@ -96,6 +96,16 @@ def test_known_mistakes_get_their_own_reason():
     assert "raised ZeroDivisionError" in grade.check("ex-csa-matrix", CASES["ex-csa-matrix"][2][3]).reason
 
 
+def test_numbers_of_any_kind_and_non_numbers():
+    import numpy as np
+
+    assert grade.check("ex-window-count", np.int64(6)) and grade.check("ex-window-count", torch.tensor(6))
+    assert grade.check("ex-self-peak", np.float32(1.0))
+    for wrong in [True, "6", [6]]:
+        verdict = grade.check("ex-window-count", wrong)
+        assert not verdict and "give one number" in verdict.reason, verdict
+
+
 def test_unfinished_function_is_a_verdict():
     def unfinished(image_emb, text_emb, scale):
         ...
