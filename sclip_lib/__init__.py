@@ -16,6 +16,7 @@ from .pamr import PAMR
 from .resclip import resclip
 from .segmenter import Segmenter, Settings
 from .evaluate import evaluate
+from .localisation import SegmentShare, patch_segments, segment_attention_share
 from .text import OPENAI_IMAGENET_TEMPLATES, STUFF_BACKGROUND, parse_classes, read_class_file, text_embeddings
 from .windows import sliding_windows
 
@@ -37,15 +38,18 @@ __all__ = [
     "STUFF_BACKGROUND",
     "Segmenter",
     "Settings",
+    "SegmentShare",
     "WeightsError",
     "evaluate",
     "load_benchmark",
     "load_clip",
     "parse_classes",
+    "patch_segments",
     "read_class_file",
     "register_attention",
     "register_modifier",
     "resclip",
+    "segment_attention_share",
     "sliding_windows",
     "text_embeddings",
     "weights_info",

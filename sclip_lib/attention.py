@@ -29,6 +29,7 @@ __all__ = [
     "register_attention",
     "register_modifier",
     "attention_weights",
+    "random_projection",
 ]
 
 
@@ -56,6 +57,8 @@ class AttentionContext:
     bias: torch.Tensor | None = None  # additive logit bias before every softmax, broadcast to (B, heads, L, L)
     layers: Mapping[int, torch.Tensor] | None = None  # block index -> its softmax(s q k^T), (B, heads, L, L)
     prior: Prior | None = None  # the first pass's coarse segmentation; None during the first pass itself
+    block_input: torch.Tensor | None = None  # the block's ln_1(x), (B, L, width), for variants with takes_input
+    in_proj: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the block's q/k/v weight (3 width, width), bias
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class AttentionVariant:
     takes_bias: bool = False  # fn adds ctx.bias to its logits before the softmax (and scales them by ctx.scale)
     layers: tuple[int, ...] = ()  # earlier blocks whose q-k attention fn reads from ctx.layers
     needs_prior: bool = False  # fn runs twice: without ctx.prior, then with the first pass's coarse segmentation
+    takes_input: bool = False  # fn reads ctx.block_input and ctx.in_proj (e.g. to project with another matrix)
     params: Mapping[str, object] = field(default_factory=dict)  # settings of composed variants, for results files
 
 
@@ -104,11 +108,14 @@ class _Registry(Mapping[str, AttentionVariant]):
 ATTENTIONS = _Registry()
 
 
-def register_attention(name: str, *, keep_residual: bool, description: str = "", takes_bias: bool = False):
+def register_attention(name: str, *, keep_residual: bool, description: str = "", takes_bias: bool = False,
+                       takes_input: bool = False, params: Mapping[str, object] | None = None):  # fmt: skip
     """Decorator that adds ``fn`` to :data:`ATTENTIONS` under ``name``.
 
     ``takes_bias``: ``fn`` adds ``ctx.bias`` (when set) to every logit matrix before its softmax, which
-    lets logit-level modifiers such as ResCLIP's SFR compose with it.
+    lets logit-level modifiers such as ResCLIP's SFR compose with it. ``takes_input``: ``fn`` reads the
+    block's normalised input and projection weights (``ctx.block_input``, ``ctx.in_proj``).
+    ``params``: settings to record in results files.
     """
 
     def wrap(fn):
@@ -116,7 +123,8 @@ def register_attention(name: str, *, keep_residual: bool, description: str = "",
             raise ValueError(f"attention {name!r} is already registered" if "+" not in name else
                              f"attention names may not contain '+' (it joins modifiers): {name!r}")
         ATTENTIONS._items[name] = AttentionVariant(
-            name, fn, keep_residual, description or (fn.__doc__ or "").strip(), takes_bias=takes_bias
+            name, fn, keep_residual, description or (fn.__doc__ or "").strip(), takes_bias=takes_bias,
+            takes_input=takes_input, params=dict(params or {}),
         )
         return fn
 
@@ -223,6 +231,66 @@ def gaussian_neighbourhood(grid: tuple[int, int], sigma: float, device=None) -> 
     bias[1:, 1:] = torch.exp(-torch.cdist(pos, pos).square() / (2 * sigma**2))
     return bias
 
+
+# The projection ablation (SCLIP's "which projection" question): each half of CSA alone. q and k are the
+# block's own affine projections ln_1(x) W^T + b, in_proj_bias included, exactly as in "sclip" above.
+@register_attention("qq", keep_residual=True, takes_bias=True)
+def qq(q, k, v, ctx):
+    """q-q only: softmax(s q q^T), residual and MLP kept (SCLIP's first half; ClearCLIP's attention)."""
+    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v, ctx.bias)
+
+
+@register_attention("kk", keep_residual=True, takes_bias=True)
+def kk(q, k, v, ctx):
+    """k-k only: softmax(s k k^T), residual and MLP kept (SCLIP's second half)."""
+    return _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
+
+
+@register_attention("kk_no_residual", keep_residual=False, takes_bias=True)
+def kk_no_residual(q, k, v, ctx):
+    """k-k only without the residual and MLP (q-q without them is "clearclip")."""
+    return _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
+
+
+def random_projection(seed: int = 0, keep_residual: bool = True) -> AttentionVariant:
+    """Correlative attention through a seeded random projection: softmax(s z z^T) with z = ln_1(x) R^T + r.
+
+    R has the shape of the block's W_q and r that of its bias b_q, so z is split into heads like q.
+    Both are drawn from ``torch.Generator().manual_seed(seed)`` as standard normals in float32 (R first,
+    then r) and scaled to the block's own ``W_q.std()`` and ``b_q.std()``: a random *affine* map of the
+    scale of the real one, its bias drawn like its matrix (zero where the block's q bias is zero). s and
+    any logit bias are those of the q-k attention; no qk-norm or cosine normalisation is applied to z
+    (CLIP's ViTs have none). Seed 0 is registered as ``"random_proj"`` (residual and MLP kept) and
+    ``"random_proj_no_residual"``; other seeds are named ``random_proj[_no_residual]_seed<seed>``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    draws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # standard normals per W_q shape, drawn once
+
+    def fn(q, k, v, ctx):
+        weight, bias = ctx.in_proj
+        w_q = weight[: weight.shape[0] // 3]
+        if w_q.shape not in draws:
+            generator = torch.Generator().manual_seed(seed)
+            draws[w_q.shape] = (torch.randn(w_q.shape, generator=generator), torch.randn(w_q.shape[0], generator=generator))
+        r_w, r_b = draws[w_q.shape]
+        x = ctx.block_input
+        proj = (r_w * w_q.detach().float().std().cpu()).to(x.device, x.dtype)
+        offset = None if bias is None else (r_b * bias[: w_q.shape[0]].detach().float().std().cpu()).to(x.device, x.dtype)
+        z = torch.nn.functional.linear(x, proj, offset)
+        z = z.reshape(*z.shape[:2], q.shape[1], -1).transpose(1, 2)  # (B, heads, L, head_dim) like q
+        return _attend(z @ z.transpose(-2, -1) * ctx.scale, v, ctx.bias)
+
+    name = "random_proj" + ("" if keep_residual else "_no_residual") + (f"_seed{seed}" if seed else "")
+    return AttentionVariant(name, fn, keep_residual, (random_projection.__doc__ or "").split("\n")[0],
+                            takes_bias=True, takes_input=True, params={"random_seed": seed})  # fmt: skip
+
+
+for _keep in (True, False):
+    _variant = random_projection(0, _keep)
+    register_attention(_variant.name, keep_residual=_keep, description=_variant.description, takes_bias=True,
+                       takes_input=True, params=_variant.params)(_variant.fn)  # fmt: skip
+del _keep, _variant
 
 def attention_weights(name: "str | AttentionVariant", q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
     """The (batch, heads, L, L) attention matrix of a variant, for plots.

@@ -57,6 +57,7 @@ __all__ = [
     "shared_samples",
     "voc_samples",
     "spatial_invariance",
+    "attention_localisation",
     "EXPLORERS",
     "explorer_data",
     "explorer",
@@ -488,6 +489,53 @@ def spatial_invariance(attn: torch.Tensor) -> float:
     sim = rows @ rows.T
     n = sim.shape[0]
     return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+def attention_localisation(model, attentions: Sequence[str], samples, short_side: int = 336):
+    """Last-block attention of each variant on benchmark samples, measured two ways (a pandas DataFrame).
+
+    For every sample (``image``, ``mask`` as :func:`sclip_lib.load_benchmark` yields them) the image is resized
+    to ``short_side`` and normalised as the segmenter does, and encoded whole (its patch grid, the positional
+    embedding resized). Columns: the mean ``spatial invariance`` over images, and the ``own-segment share``:
+    :func:`sclip_lib.segment_attention_share` with ``exclude_self=True`` over all images' query patches
+    (empty for identity attention, where it is undefined). A last row gives uniform attention's share.
+    """
+    import pandas as pd
+
+    from .encoder import DenseEncoder
+    from .localisation import patch_segments, segment_attention_share
+    from .segmenter import Segmenter
+
+    resize = Segmenter(model, ["object"], templates=OPENAI_IMAGENET_TEMPLATES[:1], short_side=short_side)
+    encoder = DenseEncoder(model, "vanilla")
+    maps: dict[str, list] = {a: [] for a in attentions}
+    segments = []
+    for sample in samples:
+        x = resize.preprocess(sample.image)[1]
+        seg = patch_segments(sample.mask, encoder.grid(*x.shape[-2:]))
+        if not (seg != 255).any():  # no patch with a label: nothing to measure on this image
+            continue
+        segments.append(seg)
+        for a in attentions:
+            maps[a].append(encoder.attention_maps(x, layer=-1, attention=a)[0].float().mean(0).cpu())
+    rows, uniform = {}, None
+    for a in attentions:
+        shares = []
+        for attn, seg in zip(maps[a], segments):
+            try:
+                shares.append(segment_attention_share(attn, seg, exclude_self=True))
+            except ValueError:  # identity attention gives nothing to other patches: undefined
+                shares.append(None)
+        counted = [s for s in shares if s is not None]
+        queries = sum(s.queries for s in counted)
+        share = sum(s.share * s.queries for s in counted) / queries if counted else float("nan")
+        if counted and uniform is None:
+            uniform = sum(s.uniform * s.queries for s in counted) / queries
+        rows[a] = {"spatial invariance": float(np.mean([spatial_invariance(m) for m in maps[a]])),
+                   "own-segment share": share if len(counted) == len(shares) else float("nan")}
+    rows["uniform attention (baseline)"] = {"spatial invariance": float("nan"),
+                                            "own-segment share": float("nan") if uniform is None else uniform}
+    return pd.DataFrame(rows).T.round(3)
 
 
 class Timer:

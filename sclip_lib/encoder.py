@@ -3,10 +3,13 @@
 Blocks 1..L-1 run unchanged; the last block reuses its own pretrained q/k/v and output projections
 and only the attention pattern (and, per variant, the residual + MLP) changes. The wrapped model is
 never modified, so several encoders with different variants can share one set of weights.
+
+``final_blocks=N`` swaps the attention of the last N blocks instead (see :class:`DenseEncoder`).
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 import torch
@@ -21,7 +24,7 @@ __all__ = ["DenseEncoder", "Feedback", "POS_RESIZE_RULES", "resize_positional_em
 Feedback = Callable[[torch.Tensor, torch.Tensor], Prior]
 
 # How the learned positional embedding is resized to another patch grid:
-# "scale_factor": the rule of the CLIP code that SCLIP, ClearCLIP and NACLIP ship (``clip/model.py`` /
+# "scale_factor": the rule of the CLIP code that SCLIP, ClearCLIP, NACLIP and ResCLIP ship (``clip/model.py`` /
 #     ``open_clip/transformer.py``, ``interpolate_pos_encoding``): bicubic with
 #     ``scale_factor=(g + 0.1) / G`` per axis. The output has g entries, but the sampling grid is that
 #     of a (g + 0.1)-long axis, slightly shifted from an exact g-point resize.
@@ -51,9 +54,25 @@ class DenseEncoder(nn.Module):
     Variants that read earlier blocks' attention (``variant.layers``) get it from the same forward pass;
     variants that need a prior (``variant.needs_prior``) run the last block twice, the first time without
     the prior, and ``feedback`` turns that first pass's patch features into the prior.
+
+    ``final_blocks=N`` applies the variant to the last N blocks. Blocks L-N .. L-2 run with the variant's
+    attention function in place of q-k attention but keep their residual connection and MLP whatever
+    the variant's ``keep_residual`` (the papers that change intermediate blocks keep the residual
+    stream there); the last block behaves exactly as with N=1 (residual and MLP per ``keep_residual``).
+    Every block runs once. N=1 (the default) is the published methods' setting and leaves every
+    output unchanged. Variants that read earlier blocks (ResCLIP's RCS) or need a prior (SFR) accept
+    only N=1: which blocks they would read, or which pass gives the prior, is not defined for N>1.
+    The SCLIP paper's "how many final blocks" ablation could not be read here (arXiv 2312.01597):
+    whether it kept the residual and MLP in the extra blocks is unverified.
     """
 
-    def __init__(self, model: nn.Module, attention: str | AttentionVariant = "sclip", pos_resize: str = "scale_factor") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        attention: str | AttentionVariant = "sclip",
+        pos_resize: str = "scale_factor",
+        final_blocks: int = 1,
+    ) -> None:
         super().__init__()
         if pos_resize not in POS_RESIZE_RULES:
             raise ValueError(f"pos_resize must be one of {POS_RESIZE_RULES}, got {pos_resize!r}")
@@ -62,7 +81,9 @@ class DenseEncoder(nn.Module):
         _check_supported(visual)
         self.visual = visual
         self.variant: AttentionVariant = get_attention(attention)
-        last = len(visual.transformer.resblocks) - 1
+        depth = len(visual.transformer.resblocks)
+        self.final_blocks = _check_final_blocks(final_blocks, depth, self.variant)
+        last = depth - 1
         if any(not 0 <= i < last for i in self.variant.layers):
             raise ValueError(
                 f"attention {self.variant.name!r} reads blocks {list(self.variant.layers)}, but this ViT has blocks "
@@ -74,6 +95,12 @@ class DenseEncoder(nn.Module):
     @property
     def attention(self) -> str:
         return self.variant.name
+
+    @property
+    def modified_blocks(self) -> range:
+        """Indices of the blocks that run with the variant's attention (the last ``final_blocks``)."""
+        depth = len(self.visual.transformer.resblocks)
+        return range(depth - self.final_blocks, depth)
 
     # -- stages -------------------------------------------------------------------------------------
     def grid(self, height: int, width: int) -> tuple[int, int]:
@@ -142,14 +169,27 @@ class DenseEncoder(nn.Module):
     ) -> torch.Tensor:
         """The swapped last block (``layers`` and ``prior`` reach the variant through its context)."""
         block = self.visual.transformer.resblocks[-1]
-        return _block_forward(block, x, self.variant.fn, self.variant.keep_residual, grid, layers=layers, prior=prior)
+        return _block_forward(block, x, self.variant, self.variant.keep_residual, grid, layers=layers, prior=prior)
+
+    def block_input(self, images: torch.Tensor, layer: int) -> torch.Tensor:
+        """The input ``(B, L, width)`` of block ``layer`` in this encoder's forward pass.
+
+        Blocks before the modified ones run unchanged; modified blocks before ``layer`` (``final_blocks``
+        > 1) run with the variant's attention, keeping their residual and MLP.
+        """
+        first = self.modified_blocks.start
+        x = self.run_blocks(self.embed(images), min(layer, first))
+        grid = self.grid(*images.shape[-2:])
+        for block in self.visual.transformer.resblocks[first:layer]:
+            x = _block_forward(block, x, self.variant, True, grid)
+        return x
 
     def last_block_input(self, images: torch.Tensor):
         """The last block's input ``(B, L, width)`` and the attention of the blocks the variant reads."""
         stop = len(self.visual.transformer.resblocks) - 1
-        if self.variant.layers:
+        if self.variant.layers:  # only with final_blocks=1 (checked at construction)
             return self.run_blocks_collecting(self.embed(images), stop, self.variant.layers)
-        return self.run_blocks(self.embed(images), stop), None
+        return self.block_input(images, stop), None
 
     def forward(self, images: torch.Tensor, feedback: Feedback | None = None) -> torch.Tensor:
         grid = self.grid(*images.shape[-2:])
@@ -190,8 +230,9 @@ class DenseEncoder(nn.Module):
     ) -> torch.Tensor:
         """Attention matrices ``(B, heads, L, L)`` of block ``layer`` under ``attention`` (default: ours).
 
-        For the last block, variants that read earlier blocks or a prior get them as in ``forward``
-        (``feedback`` builds the prior).
+        The block's input is the one this encoder's forward gives it: with ``final_blocks`` > 1 the
+        modified blocks before ``layer`` have run with the variant. For the last block, variants that
+        read earlier blocks or a prior get them as in ``forward`` (``feedback`` builds the prior).
         """
         blocks = self.visual.transformer.resblocks
         layer = layer % len(blocks)
@@ -199,14 +240,28 @@ class DenseEncoder(nn.Module):
         layers = prior = None
         grid = self.grid(*images.shape[-2:])
         if layer == len(blocks) - 1 and (variant.layers or variant.needs_prior):
-            enc = DenseEncoder(self.visual, variant, self.pos_resize)
+            enc = DenseEncoder(self.visual, variant, self.pos_resize, self.final_blocks)
             x, layers = enc.last_block_input(images)
             prior = enc._prior(x, grid, layers, images, feedback)
         else:
-            x = self.run_blocks(self.embed(images), layer)
-        q, k, _, scale = _project_qkv(blocks[layer].attn, blocks[layer].ln_1(x))
-        ctx = AttentionContext(scale=scale, grid=grid, layers=layers, prior=prior)
+            x = self.block_input(images, layer)
+        attn, h = blocks[layer].attn, blocks[layer].ln_1(x)
+        q, k, _, scale = _project_qkv(attn, h)
+        ctx = AttentionContext(scale=scale, grid=grid, layers=layers, prior=prior, **_input_context(variant, attn, h))
         return attention_weights(variant, q, k, ctx)
+
+
+def _check_final_blocks(n, depth: int, variant: AttentionVariant) -> int:
+    """``n`` checked against the ViT's depth and what the variant can do in several blocks."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= depth:
+        raise ValueError(f"final_blocks must be an int from 1 to {depth} (this ViT has {depth} blocks), got {n!r}")
+    if n > 1 and (variant.layers or variant.needs_prior):
+        what = "reads the attention of earlier blocks (RCS)" if variant.layers else "refines with a first-pass prior (SFR)"
+        raise ValueError(
+            f"attention {variant.name!r} {what}, which is defined for the last block only: use final_blocks=1, "
+            "or a variant without these modifiers for final_blocks > 1"
+        )
+    return int(n)
 
 
 def _check_supported(visual: nn.Module) -> None:
@@ -225,8 +280,13 @@ def _check_supported(visual: nn.Module) -> None:
 
 
 def _block_forward(block: nn.Module, x: torch.Tensor, fn, keep_residual: bool, grid: tuple[int, int], **context):
-    """One block (batch-first) with the attention function ``fn``; ``context`` completes its AttentionContext."""
-    q, k, v, scale = _project_qkv(block.attn, block.ln_1(x))
+    """One block (batch-first) with the attention ``fn`` (a function or a variant); ``context`` completes its
+    AttentionContext."""
+    h = block.ln_1(x)
+    q, k, v, scale = _project_qkv(block.attn, h)
+    if isinstance(fn, AttentionVariant):
+        context.update(_input_context(fn, block.attn, h))
+        fn = fn.fn
     out = fn(q, k, v, AttentionContext(scale=scale, grid=grid, **context))
     branch = block.ls_1(getattr(block, "ln_attn", nn.Identity())(_project_out(block.attn, out)))
     if not keep_residual:
@@ -245,17 +305,26 @@ def _recording_qk_attention(maps: dict, index: int):
     return fn
 
 
+def _in_proj(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fused q/k/v projection ``(3 width, width)`` and its bias, from either attention class."""
+    if getattr(attn, "in_proj_weight", None) is not None:
+        return attn.in_proj_weight, attn.in_proj_bias
+    # nn.MultiheadAttention with separate projections
+    return torch.cat([attn.q_proj_weight, attn.k_proj_weight, attn.v_proj_weight]), attn.in_proj_bias
+
+
+def _input_context(variant: AttentionVariant, attn: nn.Module, h: torch.Tensor) -> dict:
+    """The block's normalised input and projection, for the variants that ask for them (``takes_input``)."""
+    return {"block_input": h, "in_proj": _in_proj(attn)} if variant.takes_input else {}
+
+
 def _project_qkv(attn: nn.Module, x: torch.Tensor):
     """Per-head q, k, v ``(B, heads, L, head_dim)`` and the logit scale, from either attention class.
 
     Handles torch's ``nn.MultiheadAttention`` and open_clip's ``Attention`` (with its optional
     qk-norm and scaled-cosine logits).
     """
-    if getattr(attn, "in_proj_weight", None) is not None:
-        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
-    else:  # nn.MultiheadAttention with separate projections
-        w = torch.cat([attn.q_proj_weight, attn.k_proj_weight, attn.v_proj_weight])
-        qkv = F.linear(x, w, attn.in_proj_bias)
+    qkv = F.linear(x, *_in_proj(attn))
     B, L, _ = qkv.shape
     q, k, v = (t.reshape(B, L, attn.num_heads, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
     scale: float | torch.Tensor = q.shape[-1] ** -0.5

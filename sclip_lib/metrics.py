@@ -1,13 +1,24 @@
-"""Mean IoU as the paper's tables define it: accumulated over the whole dataset, not per image."""
+"""Mean IoU as the paper's tables define it: accumulated over the whole dataset, not per image.
+
+A subset's mIoU is an estimate of the full set's; :func:`bootstrap_miou` gives its percentile bootstrap
+confidence interval over images, from the per-image intersection and union sums that :class:`MeanIoU`
+keeps (resampling images with replacement and recomputing the dataset-level mIoU each time).
+"""
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
+from typing import Sequence
 
+import numpy as np
 import torch
 
-__all__ = ["MeanIoU", "IoUResult"]
+__all__ = ["MeanIoU", "IoUResult", "bootstrap_miou", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "BOOTSTRAP_LEVEL"]
+
+BOOTSTRAP_RESAMPLES = 1000  # resamples of the images for a confidence interval
+BOOTSTRAP_SEED = 0  # the default seed: the same result files give the same interval everywhere
+BOOTSTRAP_LEVEL = 0.95
 
 
 @dataclass
@@ -28,6 +39,10 @@ class MeanIoU:
     ``IoU_c = I_c / (P_c + G_c - I_c)``; ``mIoU = 100 * nanmean(IoU)``, where a class absent from both
     prediction and ground truth over the whole set is NaN and left out. Pixels whose ground truth is
     ``ignore_index`` are not scored.
+
+    ``per_image`` keeps, for every image, the classes it touches as ``[class, intersection, union]``
+    triples (union = prediction + ground truth - intersection, all in pixels), for
+    :func:`bootstrap_miou`; their sums over the images are the dataset's sums.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, class_names: list[str] | None = None) -> None:
@@ -48,6 +63,7 @@ class MeanIoU:
         self.intersection = torch.zeros(self.num_classes, dtype=torch.float64)
         self.pred_area = torch.zeros(self.num_classes, dtype=torch.float64)
         self.target_area = torch.zeros(self.num_classes, dtype=torch.float64)
+        self.per_image: list[list[list[int]]] | None = []  # None: unknown (e.g. resumed from an older file)
 
     def update(self, pred, target) -> None:
         """Add one image: ``pred`` and ``target`` are integer label maps of the same shape."""
@@ -66,9 +82,15 @@ class MeanIoU:
                     f"0..{self.num_classes - 1} (ignore index {self.ignore_index})"
                 )
         n = self.num_classes
-        self.intersection += torch.bincount(target[pred == target], minlength=n).double()
-        self.pred_area += torch.bincount(pred, minlength=n).double()
-        self.target_area += torch.bincount(target, minlength=n).double()
+        inter = torch.bincount(target[pred == target], minlength=n)
+        pred_area, target_area = torch.bincount(pred, minlength=n), torch.bincount(target, minlength=n)
+        self.intersection += inter.double()
+        self.pred_area += pred_area.double()
+        self.target_area += target_area.double()
+        if self.per_image is not None:
+            union = pred_area + target_area - inter
+            touched = union.nonzero().flatten().tolist()
+            self.per_image.append([[c, int(inter[c]), int(union[c])] for c in touched])
 
     def compute(self) -> IoUResult:
         union = self.pred_area + self.target_area - self.intersection
@@ -76,3 +98,45 @@ class MeanIoU:
         defined = iou[~iou.isnan()]
         miou = float(defined.mean() * 100) if defined.numel() else float("nan")
         return IoUResult(miou, (iou * 100).tolist(), int(self.target_area.sum()), self.class_names)
+
+
+def bootstrap_miou(
+    per_image: Sequence[Sequence[Sequence[int]]],
+    num_classes: int,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = BOOTSTRAP_LEVEL,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval (percent) of the dataset-level mIoU over images.
+
+    ``per_image``: one list of ``[class, intersection, union]`` per image (:attr:`MeanIoU.per_image`).
+    Each resample draws as many images as there are, with replacement, sums their intersections and
+    unions per class and computes mIoU exactly as :class:`MeanIoU` does (classes with no union left
+    out). Seeded, so the same sums give the same interval.
+    """
+    n = len(per_image)
+    if n == 0:
+        raise ValueError("no per-image sums: a confidence interval needs at least one image")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
+        raise ValueError(f"resamples must be a positive int, got {resamples!r}")
+    inter, union = np.zeros((n, num_classes)), np.zeros((n, num_classes))
+    for i, image in enumerate(per_image):
+        for c, a, u in image:
+            inter[i, c], union[i, c] = a, u
+    rng = np.random.default_rng(seed)
+    scores = []
+    for start in range(0, resamples, 256):  # chunks keep the (resamples, images) weights small
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(256, resamples - start)).astype(np.float64)
+        i_b, u_b = counts @ inter, counts @ union
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(u_b > 0, i_b / np.maximum(u_b, 1), np.nan)
+        defined = ~np.isnan(iou)
+        with np.errstate(invalid="ignore"):
+            scores.append(100 * np.nansum(iou, axis=1) / defined.sum(axis=1))
+    scores = np.concatenate(scores)
+    scores = scores[~np.isnan(scores)]
+    low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

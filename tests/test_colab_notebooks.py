@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import jupytext
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def test_student_edition_holds_no_solution():
         assert not any("<summary><b>Solution" in "".join(c["source"]) for c in student), md.name
         assert not any("@title Solution" in "".join(c["source"]) for c in student), md.name
         folded = sum("@title Solution" in "".join(c["source"]) for c in reading)
-        tagged = md.read_text().count("tags: [solution")
+        tagged = sum("solution" in c.metadata.get("tags", []) for c in jupytext.read(md).cells)
         assert folded == tagged, f"{md.name}: {tagged} solution cells in the source, {folded} folded in the copy"
         for c in reading:
             if "@title Solution" in "".join(c["source"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -48,7 +49,8 @@ def test_end_to_end_voc21_untrained(vit_b16, voc_copy, tmp_path):
     assert r.protocol is None and (r.paper_miou, r.released_miou) == (None, None)
 
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["voc21_sclip_ViT-B-16-untrained_limit2.csv", "voc21_sclip_ViT-B-16-untrained_limit2.json"]
+    assert files == [f"{r.stem()}.csv", f"{r.stem()}.json"]  # the hash: of every setting, the data, the model
+    assert re.fullmatch(r"voc21_sclip_ViT-B-16-untrained_limit2_[0-9a-f]{8}", r.stem())
     raw = strict_json(out / files[1])
     assert raw["untrained"] is True and raw["warning"].startswith("SMOKE") and raw["num_classes"] == 21
     back = EvalResult.load(out / files[1])
@@ -56,6 +58,11 @@ def test_end_to_end_voc21_untrained(vit_b16, voc_copy, tmp_path):
     assert [None if math.isnan(v) else v for v in back.iou] == [None if math.isnan(v) else v for v in r.iou]
     csv_lines = (out / files[0]).read_text().splitlines()
     assert csv_lines[0] == "class,name,iou" and len(csv_lines) == 22
+    # the per-image sums travel with the file, so the interval can be recomputed from it alone
+    assert len(r.per_image) == 2 and raw["per_image"] == r.per_image
+    assert r.interval["seed"] == 0 and r.interval["low"] <= r.interval["high"]
+    assert (r.interval["low"], r.interval["high"]) == r.confidence_interval() == back.confidence_interval()
+    assert back.interval == r.interval and back.interval_text.startswith("[")
 
 
 def test_scores_match_an_independent_count_on_a_real_voc_image(vit_b16, tmp_path):
@@ -94,7 +101,8 @@ def test_failure_mid_run_writes_no_result_but_keeps_the_progress(vit_b16, tmp_pa
     out = tmp_path / "results"
     with pytest.raises(LabelError, match="99") as info:
         sl.evaluate("sclip", "voc21", model=vit_b16, source=source, out=out, progress=False, workers=0, **FAST)
-    assert [p.name for p in out.iterdir()] == ["voc21_sclip_ViT-B-16-untrained.partial.json"]  # no results file
+    assert [re.sub("_[0-9a-f]{8}[.]", "_HASH.", p.name) for p in out.iterdir()] == [
+        "voc21_sclip_ViT-B-16-untrained_HASH.partial.json"]  # no results file
     assert "progress of 3 images saved" in info.value.__notes__[0] and "skip_bad" in info.value.__notes__[0]
 
 
@@ -107,6 +115,19 @@ def test_summary_rows_in_paper_order(vit_b16, voc_copy, tmp_path):
     assert rows[0]["paper"] == 80.4 and rows[0]["note"] == "SMOKE (untrained)"
     table = format_table(rows)
     assert table.splitlines()[0].split()[:4] == ["benchmark", "attention", "protocol", "images"] and "80.4" in table
+    assert rows[0]["95% CI"] == r.interval_text != ""
+
+
+def test_older_result_file_without_per_image_sums_loads_and_says_why_it_has_no_interval(vit_b16, voc_copy, tmp_path):
+    r = sl.evaluate("sclip", "voc20", model=vit_b16, source=voc_copy[0], limit=2, progress=False, **FAST)
+    path = r.to_json(tmp_path / "r.json")
+    raw = json.loads(path.read_text())
+    del raw["per_image"], raw["interval"]
+    path.write_text(json.dumps(raw))
+    old = EvalResult.load(path)
+    assert old.interval is None and old.interval_text == "" and old.miou == r.miou
+    with pytest.raises(ValueError, match="evaluate again"):
+        old.confidence_interval()
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -135,7 +156,7 @@ def test_cli_evaluates_and_writes_the_tables(vit_b16, voc_copy, tmp_path, monkey
     assert "59.1" not in printed.out  # one template is not SCLIP's protocol: no published number beside it
     assert "SMOKE" in printed.err
     names = sorted(p.name for p in out.iterdir())
-    assert "summary.csv" in names and "voc20_sclip_ViT-B-16-untrained_limit1.json" in names
+    assert "summary.csv" in names and any(re.fullmatch(r"voc20_sclip_ViT-B-16-untrained_limit1_[0-9a-f]{8}\.json", n) for n in names)
     assert len(names) == 5
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("benchmark,") and [s.split(",")[0] for s in summary[1:]] == ["VOC21", "VOC20"]

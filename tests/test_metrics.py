@@ -65,3 +65,72 @@ def test_bad_input():
         m.update(torch.zeros(2), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError):
         MeanIoU(num_classes=2, class_names=["a"])
+
+
+# -- bootstrap confidence interval over images --------------------------------------------------
+from sclip_lib.metrics import bootstrap_miou  # noqa: E402
+
+
+def test_per_image_sums_add_up_to_the_dataset_sums():
+    rng = np.random.default_rng(3)
+    m = MeanIoU(num_classes=4)
+    for _ in range(5):
+        m.update(rng.integers(0, 4, (6, 7)), np.where(rng.random((6, 7)) < 0.1, 255, rng.integers(0, 4, (6, 7))))
+    inter, union = np.zeros(4), np.zeros(4)
+    for image in m.per_image:
+        for c, a, u in image:
+            inter[c] += a
+            union[c] += u
+    assert len(m.per_image) == 5
+    assert inter == pytest.approx(m.intersection.numpy())
+    assert union == pytest.approx((m.pred_area + m.target_area - m.intersection).numpy())
+
+
+def test_identical_images_give_a_zero_width_interval_at_the_point_estimate():
+    m = MeanIoU(num_classes=3)
+    for _ in range(6):  # every resample is six copies of the same image: the same mIoU every time
+        m.update(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
+    low, high = bootstrap_miou(m.per_image, 3, resamples=200)
+    assert low == pytest.approx(m.compute().miou) and high == pytest.approx(m.compute().miou)
+
+
+def test_interval_matches_the_binomial_known_answer():
+    # one class, 400 one-pixel images, found on half of them: mIoU = 50, and the resampled mIoU is a
+    # binomial proportion: standard error sqrt(0.5 * 0.5 / 400) = 2.5 points, 95% interval 50 +- 4.9
+    per_image = [[[0, 1, 1]]] * 200 + [[[0, 0, 1]]] * 200
+    low, high = bootstrap_miou(per_image, 1, resamples=4000, seed=1)
+    assert low == pytest.approx(50 - 1.96 * 2.5, abs=0.6) and high == pytest.approx(50 + 1.96 * 2.5, abs=0.6)
+    narrow = bootstrap_miou(per_image, 1, resamples=4000, level=0.5, seed=1)  # +- 0.674 standard errors
+    assert narrow[0] == pytest.approx(50 - 0.674 * 2.5, abs=0.6) and narrow[1] == pytest.approx(50 + 0.674 * 2.5, abs=0.6)
+
+
+def test_two_images_enumerated_by_hand():
+    # images A (IoU 1) and B (IoU 0) of one class, same union: a resample is AA (100), AB (50) or BB (0)
+    # with probabilities 1/4, 1/2, 1/4, so the 10% and 90% quantiles are 0 and 100, the 30-70% ones 50
+    per_image = [[[0, 5, 5]], [[0, 0, 5]]]
+    assert bootstrap_miou(per_image, 1, resamples=4000, level=0.8) == (0.0, 100.0)
+    assert bootstrap_miou(per_image, 1, resamples=4000, level=0.4) == (50.0, 50.0)
+
+
+def test_class_absent_from_a_resample_is_left_out_as_in_the_metric():
+    # image A holds only class 0 (perfect), image B only class 1 (missed): AA -> 100, BB -> 0, AB -> 50
+    per_image = [[[0, 4, 4]], [[1, 0, 4]]]
+    assert bootstrap_miou(per_image, 2, resamples=4000, level=0.8) == (0.0, 100.0)
+
+
+def test_bootstrap_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(0)
+    per_image = [[[c, int(rng.integers(0, 50)), 50] for c in range(3)] for _ in range(30)]
+    first = bootstrap_miou(per_image, 3, seed=7)
+    assert bootstrap_miou(per_image, 3, seed=7) == first
+    assert bootstrap_miou(per_image, 3, seed=8) != first
+    assert first[0] < first[1]
+
+
+def test_bootstrap_bad_input():
+    with pytest.raises(ValueError, match="at least one image"):
+        bootstrap_miou([], 3)
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_miou([[[0, 1, 1]]], 1, level=95)
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_miou([[[0, 1, 1]]], 1, resamples=0)
