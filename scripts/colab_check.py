@@ -3,10 +3,10 @@
 1. A new virtual environment (in the temporary folder, removed afterwards) gets a current pip and the locked torch
    and torchvision (from this machine's wheels where it has them), as Colab comes with both: nothing else of
    the project is in it.
-2. Colab copies (notebooks/*.ipynb, as committed) are executed top to bottom with nbclient, on a kernel of that
-   environment, from a folder outside the repository and with PYTHONPATH unset. Their first cell, the set-up
-   cell, installs ``sclip_lib[book] @ git+<url>`` itself, with the URL pointed at this repository
-   (``git+file://...``: the committed HEAD, as GitHub would serve it).
+2. Colab copies (notebooks/*.ipynb as committed at HEAD) are executed top to bottom with nbclient, on a kernel
+   of that environment, from a folder outside the repository and with PYTHONPATH unset. Their first cell, the
+   set-up cell, installs ``sclip_lib[book] @ git+<url>`` itself, with the URL pointed at this repository at
+   the same commit (``git+file://<repository>@<HEAD>``), as GitHub would serve both.
 
 So a dependency missing from pyproject.toml, a data file missing from the package, or a set-up cell (or
 chapter) that only works inside the repository fails here. The chapters run in smoke mode with
@@ -70,21 +70,22 @@ def fresh_venv(env: dict) -> Path:
     return python
 
 
-def colab_copy(name: str, url: str) -> "nbformat.NotebookNode":  # noqa: F821
-    """A committed Colab copy with its set-up cell's repository URL pointed at this repository."""
+def colab_copy(name: str, url: str, commit: str = "HEAD") -> "nbformat.NotebookNode":  # noqa: F821
+    """A Colab copy as committed at ``commit``, with its set-up cell's repository URL replaced by ``url``."""
     import nbformat
 
     sys.path.insert(0, str(ROOT / "scripts"))
     import notebooks
 
-    path = ROOT / "notebooks" / f"{name}.ipynb"
-    if not path.exists():
-        raise SystemExit(f"error: no Colab copy {path.relative_to(ROOT)}")
-    nb = nbformat.read(path, as_version=4)
+    path = f"notebooks/{name}.ipynb"
+    shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True)
+    if shown.returncode:
+        raise SystemExit(f"error: no Colab copy {path} in commit {commit}")
+    nb = nbformat.reads(shown.stdout, as_version=4)
     setup = next(c for c in nb.cells if c.cell_type == "code")
     wanted = f"git+{notebooks.repository_url()}"
     if wanted not in setup.source:
-        raise SystemExit(f"error: {path.name}'s set-up cell does not install from {wanted}: run `make notebooks`")
+        raise SystemExit(f"error: {path}'s set-up cell does not install from {wanted}: run `make notebooks`")
     setup.source = setup.source.replace(wanted, url)
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": KERNEL, "language": "python"}
     return nb
@@ -99,9 +100,9 @@ def execute(nb, cwd: Path) -> None:
 def main(argv: list[str]) -> int:
     names = argv or DEFAULT
     start = time.perf_counter()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
-    log(f"fresh venv + pip install from git+file://{ROOT} (HEAD {head}"
+    log(f"fresh venv + pip install from git+file://{ROOT}@{head[:10]} (HEAD"
         f"{'; uncommitted changes are NOT part of it' if dirty else ''}) + {', '.join(names)} top to bottom in smoke mode")  # fmt: skip
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -112,12 +113,12 @@ def main(argv: list[str]) -> int:
     env.pop("SCLIP_BOOK_BUILD", None)
     env.pop("SCLIP_BOOK_HUB", None)
     try:
-        return check(names, env, start)
+        return check(names, env, start, head)
     finally:
         shutil.rmtree(WORK / "venv", ignore_errors=True)  # several GB, pass or fail
 
 
-def check(names: list[str], env: dict, start: float) -> int:
+def check(names: list[str], env: dict, start: float, commit: str) -> int:
     fresh_venv(env)
     installed = time.perf_counter()
     log(f"fresh venv with torch ready in {installed - start:.0f} s")
@@ -129,7 +130,8 @@ def check(names: list[str], env: dict, start: float) -> int:
     for name in names:
         t = time.perf_counter()
         try:
-            execute(colab_copy(name, f"git+file://{ROOT}"), cwd)
+            # the copy and the package from one commit, as GitHub would serve both
+            execute(colab_copy(name, f"git+file://{ROOT}@{commit}", commit), cwd)
         except Exception as error:  # nbclient's CellExecutionError holds the cell and its traceback
             log(f"FAILED: notebooks/{name}.ipynb on a fresh install:\n{error}")
             return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -141,10 +142,11 @@ def test_colab_check_installs_from_the_local_repository():
         import colab_check
     finally:
         sys.path.pop(0)
-    nb = colab_check.colab_copy("student/04_csa", f"git+file://{ROOT}")
+    nb = colab_check.colab_copy("student/04_csa", f"git+file://{ROOT}@HEAD", "HEAD")
     setup = next(c for c in nb.cells if c.cell_type == "code").source
-    assert f'"sclip_lib[book] @ git+file://{ROOT}"' in setup and notebooks.repository_url() not in setup
-    committed = json.loads((ROOT / "notebooks" / "student" / "04_csa.ipynb").read_text())["cells"]
+    assert f'"sclip_lib[book] @ git+file://{ROOT}@HEAD"' in setup and notebooks.repository_url() not in setup
+    committed = json.loads(subprocess.run(["git", "show", "HEAD:notebooks/student/04_csa.ipynb"], cwd=ROOT,
+                                          capture_output=True, text=True, check=True).stdout)["cells"]
     changed = [i for i, (a, b) in enumerate(zip(nb.cells, committed)) if a.source != "".join(b["source"])]
     assert len(nb.cells) == len(committed) and len(changed) == 1 and "pip" in nb.cells[changed[0]].source
     assert colab_check.locked("torch").startswith("torch==")
