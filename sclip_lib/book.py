@@ -48,6 +48,9 @@ __all__ = [
     "title",
     "banner_html",
     "glue",
+    "GLUED",
+    "show_glued",
+    "show_source",
     "images",
     "local_hub",
     "sample_images",
@@ -135,14 +138,68 @@ def title(text: str) -> str:
     return f"{SMOKE_TITLE}\n{text}" if is_smoke() else text
 
 
+GLUED: dict[str, object] = {}  # every value glued in this session, for the Colab copies (show_glued)
+
+
 def glue(name: str, value, display: bool = False):
-    """myst-nb's ``glue`` (numbers in the prose come from code) where myst-nb is installed; else a no-op."""
+    """myst-nb's ``glue`` (numbers in the prose come from code) where myst-nb is installed; the value is also
+    kept in ``GLUED``, which the Colab copies' :func:`show_glued` cells print where the prose cites it."""
+    GLUED[name] = value
     try:
         from myst_nb import glue as _glue
-    except ImportError:  # e.g. on Colab: nothing renders the prose's {glue} roles there anyway
+    except ImportError:  # e.g. on Colab: the Colab copies print the values instead (show_glued)
         return value
     _glue(name, value, display=display)
     return value
+
+
+def show_glued(*keys: str) -> None:
+    """Show the glued values the paragraph above cites (the Colab copies' stand-in for MyST's ``{glue}`` roles).
+
+    Each key is ``name`` or ``name:format`` (a format spec, as in ``{glue:text}`name:.1%```); a value not
+    computed yet (cells above not run) says so instead of failing."""
+    parts = []
+    for key in keys:
+        name, _, spec = key.partition(":")
+        if name not in GLUED:
+            parts.append(f"`{name}` = (not computed yet: run the cells above)")
+            continue
+        value = GLUED[name]
+        parts.append(f"`{name}` = **{format(value, spec) if spec else value}**")
+    _show_markdown("Values cited above: " + " · ".join(parts))
+
+
+def _show_markdown(text: str) -> None:
+    """Markdown in a notebook; plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(text)
+        return
+    # a kernel (Jupyter, Colab, nbclient) renders Markdown; a bare InteractiveShell (myst-nb's glue makes one) does not
+    display(Markdown(text)) if hasattr(get_ipython(), "kernel") else print(text)
+
+
+def show_source(qualname: str) -> None:
+    """Show the source of a library object, e.g. ``"sclip_lib.attention.sclip"`` or
+    ``"sclip_lib.encoder.DenseEncoder.last_block"`` (the Colab copies' stand-in for ``literalinclude``): the
+    installed version's code, so it always matches what runs."""
+    import importlib
+    import inspect
+
+    parts = qualname.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        break
+    else:
+        raise ImportError(f"cannot import any module of {qualname!r}")
+    _show_markdown(f"```python\n{inspect.getsource(obj)}```")
 
 
 def check(claim: str, holds: bool) -> bool:

@@ -159,13 +159,15 @@ def test_apparatus_page(site, name):
 def test_chapter_opens_on_colab(site, chapter):
     """A badge under the title and the launch button both open the chapter's paired notebook on Colab."""
     with opened(site, chapter) as page:
-        badge = page.locator("article .sclip-colab-badge a")
+        badge = page.locator("article .sclip-colab-badge a:has(img)")
         assert badge.count() == 1, f"{chapter}: no Colab badge"
         href = badge.get_attribute("href")
         assert href.startswith("https://colab.research.google.com/github/") and href.endswith(f"/notebooks/{chapter}.ipynb")
+        student = page.locator("article .sclip-colab-badge a.sclip-colab-student").get_attribute("href")
+        assert student == href.replace("/notebooks/", "/notebooks/student/"), student
         assert page.locator("article .sclip-colab-badge img").evaluate("e => e.complete && e.naturalWidth > 0")
         launch = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
-        assert set(launch) == {href}, f"{chapter}: Colab links disagree: {launch}"
+        assert set(launch) == {href, student}, f"{chapter}: Colab links disagree: {launch}"
 
 
 def test_numbered_exercises_solutions_and_proposition(site):
