@@ -110,10 +110,12 @@ class MergedLogits:
             self._cols[size[1]] = grid @ cols.T  # (Q, rows * gh, width): the small product first
         return self._rows[size[0]], self._cols[size[1]]
 
-    def band(self, size: tuple[int, int], rows: slice) -> torch.Tensor:
-        """Query logits ``(Q, len(rows), W)`` of output ``rows`` at ``size`` ``(H, W)``."""
+    def band(self, size: tuple[int, int], rows: slice, scale: float = 1.0) -> torch.Tensor:
+        """Query logits ``(Q, len(rows), W)`` of output ``rows`` at ``size`` ``(H, W)``, times ``scale``
+        (taken in the small row matrix: no pass over the band)."""
         matrix, right = self._matrices(size)
-        return torch.matmul(matrix[rows], right)
+        matrix = matrix[rows] if scale == 1 else matrix[rows] * scale
+        return torch.matmul(matrix, right)
 
     def full(self, size: tuple[int, int]) -> torch.Tensor:
         """Query logits ``(Q, H, W)`` at ``size``."""

@@ -135,6 +135,8 @@ def predict_labels(
     Without thresholds only the argmax is needed, and it is taken on the float32 logits themselves: the
     scale, the softmax and the synonym max keep the order of the queries (each class's names are
     contiguous and in class order, so a tie goes to the same lower class), and only the label is kept.
+    With thresholds the top probability and its class are read from the top query's (the synonym max
+    never needs to be written out).
     """
     H, W = size
     num_classes = int(query_to_class.max()) + 1
@@ -147,7 +149,14 @@ def predict_labels(
             labels[rows] = q2c[_band_logits(logits, size, rows).argmax(dim=0)]
         return labels
 
+    in_order = bool((query_to_class[1:] >= query_to_class[:-1]).all())  # each class's names contiguous
+    # the top class and its probability come from the top query: a class's probability is the max of
+    # its names', and with the names in class order the first top query is the first top class
+    q2c = query_to_class.to(device) if in_order else torch.arange(num_classes, device=device)
+
     def score(rows: slice) -> torch.Tensor:
+        if in_order:
+            return _query_probabilities(logits, size, rows, logit_scale)
         return _band_probabilities(logits, size, rows, query_to_class, logit_scale)
 
     # a small image is scored once and reused by the area_thd pass; a large one is scored again, band by band
@@ -157,8 +166,9 @@ def predict_labels(
         for rows in bands:
             probs = whole if whole is not None else score(rows)
             if keep is not None:
-                probs[1:] *= keep[1:, None, None]  # in place: this is the last use of these scores
-            yield rows, probs.max(dim=0)
+                probs *= keep[q2c][:, None, None]  # in place: this is the last use of these scores
+            p, index = probs.max(dim=0)
+            yield rows, (p, q2c[index])
 
     labels = torch.empty(size, dtype=torch.long, device=device)
     top = torch.empty(size, dtype=torch.float32, device=device)
@@ -173,6 +183,17 @@ def predict_labels(
     if prob_thd > 0:
         labels[top < prob_thd] = 0
     return labels
+
+
+def _query_probabilities(logits: Logits, size: tuple[int, int], rows: slice, logit_scale: float) -> torch.Tensor:
+    """Softmax over the queries ``(Q, rows, W)`` of ``logit_scale`` times the logits, float32 (as
+    :func:`class_probabilities`, before the synonym max); merged windows take the scale in their matrices."""
+    if isinstance(logits, MergedLogits):
+        return logits.band(size, rows, logit_scale).softmax(dim=0)
+    band = _band_logits(logits, size, rows)
+    if band.dtype == torch.float16:
+        return (band * logit_scale).softmax(dim=0).float()
+    return (band.float() * logit_scale).softmax(dim=0)
 
 
 def _argmax_keeps_order(logits: Logits, query_to_class: torch.Tensor) -> bool:
