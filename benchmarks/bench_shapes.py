@@ -33,8 +33,12 @@ import torch
 from bench_segmenter import ONE_TEMPLATE, sync
 
 import sclip_lib as sl
-from sclip_lib.merge import MergedLogits
 from sclip_lib.segmenter import add_windows
+
+try:
+    from sclip_lib.merge import MergedLogits
+except ImportError:  # a checkout from before the merged windows (issue 23): --ratio-only measures its baseline
+    MergedLogits = None
 
 warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
 # typical validation image (height, width): VOC and PASCAL Context 500x375 landscape, COCO 640x480,
@@ -85,7 +89,7 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def row(model, model_name: str, bench: str, device: str, repeats: int) -> dict:
+def row(model, model_name: str, bench: str, device: str, repeats: int, ratio_only: bool = False) -> dict:
     seg = sl.BENCHMARKS[bench].segmenter(model, templates=ONE_TEMPLATE, device=device)
     seg.text_features()  # cached before timing
     image = np.random.default_rng(0).integers(0, 256, (*SHAPES[bench], 3), dtype=np.uint8)
@@ -114,6 +118,10 @@ def row(model, model_name: str, bench: str, device: str, repeats: int) -> dict:
     for _ in range(repeats):
         enc.append(timed(encoder, device))
         pred.append(timed(lambda: seg.predict(image), device))
+        if ratio_only:
+            merge_t.append(float("nan"))
+            post_t.append(float("nan"))
+            continue
         merged = None
 
         def run_merge():
@@ -124,11 +132,9 @@ def row(model, model_name: str, bench: str, device: str, repeats: int) -> dict:
         post_t.append(timed(lambda: seg.labels_from_logits(rgb, x, merged), device))
     with PeakRSS() as mem:
         mask = seg.predict(image)
-    canvas = torch.zeros(logits[0].shape[1], *x.shape[-2:], device=x.device)
-    count = torch.zeros(1, *x.shape[-2:], device=x.device)
-    for b, lg in zip(batches, logits):
-        add_windows(canvas, count, b, lg)
-    same = (seg.labels_from_logits(rgb, x, canvas / count) == mask).double().mean().item()
+    same = float("nan")
+    if not ratio_only:
+        same = same_labels(seg, rgb, x, batches, logits, mask)
     p = min(pred)
     return {
         "benchmark": bench, "model": model_name, "image": f"{SHAPES[bench][0]}x{SHAPES[bench][1]}",
@@ -136,6 +142,15 @@ def row(model, model_name: str, bench: str, device: str, repeats: int) -> dict:
         "encoder_s": min(enc), "predict_s": p, "ratio": p / min(enc), "merge": min(merge_t) / p,
         "post": min(post_t) / p, "peak_mb": mem.added_mb, "same": same,
     }  # fmt: skip
+
+
+def same_labels(seg, rgb, x, batches, logits, mask) -> float:
+    """The fraction of ``mask`` equal to the labels of the canvas path from the same window logits."""
+    canvas = torch.zeros(logits[0].shape[1], *x.shape[-2:], device=x.device)
+    count = torch.zeros(1, *x.shape[-2:], device=x.device)
+    for b, lg in zip(batches, logits):
+        add_windows(canvas, count, b, lg)
+    return (seg.labels_from_logits(rgb, x, canvas / count) == mask).double().mean().item()
 
 
 def main() -> None:
@@ -147,7 +162,9 @@ def main() -> None:
     p.add_argument("--large-repeats", type=int, default=2, help="timed repeats per row for ViT-L/14")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: least disturbed by other load)")
     p.add_argument("--quick", action="store_true", help="ViT-B/16 only, 2 repeats")
+    p.add_argument("--ratio-only", action="store_true", help="only the times and the peak (any checkout's baseline)")
     args = p.parse_args()
+    args.ratio_only = args.ratio_only or MergedLogits is None
     if args.quick:
         args.models, args.repeats = "ViT-B-16", 2
     torch.set_num_threads(args.threads)
@@ -161,7 +178,7 @@ def main() -> None:
         model = sl.load_clip(name, pretrained=None, allow_untrained=True, device=args.device)
         repeats = args.large_repeats if "L" in name.split("-")[1] else args.repeats
         for bench in benches:
-            r = row(model, name, bench, args.device, repeats)
+            r = row(model, name, bench, args.device, repeats, args.ratio_only)
             print(f"| {r['benchmark']} | {r['model']} | {r['image']} | {r['resized']} | {r['windows']} | {r['queries']} "
                   f"| {r['encoder_s']:.2f} | {r['predict_s']:.2f} | **{r['ratio']:.3f}** | {r['merge']:.1%} "
                   f"| {r['post']:.1%} | {r['peak_mb']:.0f} | {r['same']:.6f} |", flush=True)  # fmt: skip

@@ -285,8 +285,9 @@ class Segmenter:
         with torch.autocast(windows.device.type, enabled=False):
             for feats, pixels in zip(features.float().split(chunk), windows.float().split(chunk)):
                 logits = torch.einsum("bchw,qc->bqhw", feats, text)
+                # all channels upsampled in one call: F.interpolate's rounding depends on the channel count
                 logits = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
-                probs = (self._prior_pamr(pixels, logits) * self.settings.logit_scale).softmax(dim=1)
+                probs = self._prior_pamr(pixels, logits).mul_(self.settings.logit_scale).softmax(dim=1)
                 top, index = probs.max(dim=1)
                 labels.append(index)
                 confidence.append(top)

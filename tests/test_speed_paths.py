@@ -217,3 +217,29 @@ def test_argmax_of_logits_equals_argmax_of_class_probabilities_with_ties():
         assert torch.equal(predict_labels(logits, (40, 50), q2c, scale), want)
     assert torch.equal(predict_labels(logits.half(), (40, 50), q2c, 40.0),  # fp16: scored in fp16, not shortcut
                        class_probabilities(logits.half(), q2c, 40.0).argmax(0))  # fmt: skip
+
+
+def test_sfr_first_pass_is_bit_identical_to_the_previous_code(vit_b16):
+    seg = sl.Segmenter(vit_b16, [f"thing {i}" for i in range(9)], "sclip+rcs+sfr", templates=ONE_TEMPLATE, crop=64,
+                       stride=32, short_side=96)  # fmt: skip
+    g = torch.Generator().manual_seed(8)
+    features, windows = torch.randn(3, 512, 4, 4, generator=g), torch.randn(3, 3, 64, 64, generator=g)
+    prior = seg.coarse_segmentation(features, windows)
+    # previous create_logit_temp, one window at a time on a CPU: upsample, PAMR, scale, softmax, top query
+    probs = []
+    for feats, pixels in zip(features.split(1), windows.split(1)):
+        logits = torch.einsum("bchw,qc->bqhw", feats, seg.text_features())
+        logits = F.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False)
+        probs.append((previous_pamr(PAMR(10, (8, 16)), pixels, logits) * seg.settings.logit_scale).softmax(dim=1))
+    probs = torch.cat(probs)
+    top, index = probs.max(dim=1)
+    assert torch.equal(prior.labels, index) and torch.equal(prior.confidence, top)
+
+
+def test_resclip_predict_equals_the_previous_path(vit_b16):
+    seg = sl.Segmenter(vit_b16, [f"thing {i}" for i in range(12)], "naclip+rcs+sfr", background="sky, wall",
+                       templates=ONE_TEMPLATE, short_side=100, crop=64, stride=32, prob_thd=0.1)  # fmt: skip
+    image = _photo(100, 140, seed=9)
+    probs, labels = previous_predict(seg, image)
+    assert torch.equal(seg.predict(image), labels)
+    torch.testing.assert_close(seg.probabilities(image), probs, atol=1e-6, rtol=1e-5)
