@@ -16,7 +16,9 @@ from .merge import MergedLogits
 
 __all__ = ["upsample_rows", "class_probabilities", "probability_map", "predict_labels", "bilinear_weights"]
 
-_BAND_ELEMENTS = 1 << 24  # ~64 MB of float32 per band of rows
+# ~8 MB of float32 per band of rows: a band's scores stay in the CPU's last-level cache between the passes
+# over them (product, softmax, max); COCO-Object's post-processing 0.34 s in 64 MB bands, 0.21 s in 8 MB
+_BAND_ELEMENTS = 1 << 21
 
 
 def bilinear_weights(size_in: int, size_out: int, device=None):
