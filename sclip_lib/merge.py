@@ -115,7 +115,10 @@ class MergedLogits:
         (taken in the small row matrix: no pass over the band)."""
         matrix, right = self._matrices(size)
         matrix = matrix[rows] if scale == 1 else matrix[rows] * scale
-        return torch.matmul(matrix, right)
+        # a band of rows reads only the grid rows of the windows over it: the others' weights are 0
+        used = (matrix != 0).any(dim=0).nonzero()
+        first, last = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 1)
+        return torch.matmul(matrix[:, first:last], right[:, first:last])
 
     def full(self, size: tuple[int, int]) -> torch.Tensor:
         """Query logits ``(Q, H, W)`` at ``size``."""
