@@ -10,7 +10,7 @@ one prompt template: text encoding is outside every figure) and each model:
   <= 1.1). The two are timed in turn, repeat after repeat, so that a change of machine load hits both
   alike; the median of the paired ratios is kept;
 - by parts: 1 + (merge + post + rest) / encoder, each part timed on its own (medians): on a loaded
-  machine the encoder's own time varies by more than predict's overhead, and this figure does not;
+  machine the encoder's own time varies by more than predict's overhead; this figure varies less;
 - merge, post: the shares of ``predict`` taken by merging the windows (placing their patch logits, the
   small per-axis products) and by the post-processing (the logits at the original size, scores, labels),
   each timed on its own from the same encoder output ("rest": checks, resize, crops, cosine with the text);
