@@ -6,7 +6,7 @@
 One image rarely fills a batch (a VOC image at short side 336 has 6 windows of 224, a batch holds
 ``batch_size`` = 16), so per-image prediction leaves the encoder, and a GPU, underused. Here the
 windows of consecutive images are queued and encoded ``batch_size`` at a time; each window's logits
-are added into its own image's canvas by the same code as :meth:`Segmenter.window_logits`, and an
+are merged into its own image's logits by the same code as :meth:`Segmenter.predict`, and an
 image's mask comes out (in input order) as soon as its last window is done. Images are checked,
 resized and normalised (:meth:`Segmenter.preprocess`) in background threads, a few ahead.
 
@@ -24,7 +24,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import torch
 
 from .benchmarks.loading import _prefetch
-from .segmenter import Segmenter, add_windows
+from .merge import MergedLogits
+from .segmenter import Segmenter
 
 __all__ = ["predict_packed"]
 
@@ -37,9 +38,8 @@ class _Image:
     rgb: torch.Tensor  # the checked image (3, H, W), for post-processing at the input's size
     x: torch.Tensor  # resized, normalised (1, 3, h, w)
     windows: list
-    canvas: torch.Tensor | None = None  # allocated with the first window: only images in a batch hold one
-    count: torch.Tensor | None = None
-    done: int = field(default=0)  # windows already added into the canvas
+    merged: MergedLogits | None = None  # made with the first window: only images in a batch hold logits
+    done: int = field(default=0)  # windows already added
 
 
 def predict_packed(
@@ -87,22 +87,21 @@ def predict_packed(
         crops = torch.cat([img.x[..., y1:y2, x1:x2] for img, (y1, y2, x1, x2) in batch])
         logits = seg.crop_logits(crops)
         start = 0
-        while start < len(batch):  # runs of windows from one image, added as window_logits adds them
+        while start < len(batch):  # runs of windows from one image, added as merged_logits adds them
             img = batch[start][0]
             end = start
             while end < len(batch) and batch[end][0] is img:
                 end += 1
-            if img.canvas is None:
-                img.canvas = torch.zeros(logits.shape[1], *img.x.shape[-2:], device=img.x.device)
-                img.count = torch.zeros(1, *img.x.shape[-2:], device=img.x.device)
-            add_windows(img.canvas, img.count, [w for _, w in batch[start:end]], logits[start:end])
+            if img.merged is None:
+                img.merged = MergedLogits(img.windows, tuple(img.x.shape[-2:]))
+            img.merged.add([w for _, w in batch[start:end]], logits[start:end])
             img.done += end - start
             start = end
 
     def finished() -> Iterator[tuple[T, torch.Tensor | BaseException | None]]:
         while images and (isinstance(images[0], tuple) or images[0].done == len(images[0].windows)):
             img = images.popleft()
-            yield img if isinstance(img, tuple) else (img.item, seg.labels_from_logits(img.rgb, img.x, img.canvas / img.count))
+            yield img if isinstance(img, tuple) else (img.item, seg.labels_from_logits(img.rgb, img.x, img.merged))
 
     def drain() -> Iterator[tuple[T, torch.Tensor | BaseException | None]]:
         while queue:

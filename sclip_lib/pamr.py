@@ -74,12 +74,48 @@ class PAMR(nn.Module):
             raise ValueError(f"image {tuple(image.shape[-2:])} and scores {tuple(scores.shape[-2:])} differ in size")
         alpha = self.affinity(image).to(scores.dtype)
         pad = max(self.dilations)
-        offsets = _offsets(self.dilations)
-        for _ in range(self.iterations):
-            padded = F.pad(scores, [pad] * 4, mode="replicate")
-            # accumulate neighbour by neighbour: never holds P copies of the scores at once
-            out = torch.zeros_like(scores)
-            for p, (dy, dx) in enumerate(offsets):
-                out.addcmul_(alpha[:, p : p + 1], _shifted(padded, dy, dx, pad))  # one kernel, no temporary
-            scores = out
-        return scores
+        width = scores.shape[-1] + 2 * pad
+        span = _span(scores.shape[-2], width, pad)
+        # the affinities laid out at the padded width (see _step); the pad columns are never read back
+        alpha = F.pad(alpha, [0, 2 * pad]).flatten(2)[:, :, None, :span]
+        # each channel is refined on its own (the update is linear per channel, one set of affinities for
+        # all): all iterations of a few channels at a time keep their working set in cache
+        step = _CPU_CHANNELS if scores.device.type == "cpu" else scores.shape[1]
+        out = torch.empty_like(scores)
+        for first in range(0, scores.shape[1], step):
+            chunk = scores[:, first : first + step]
+            for _ in range(self.iterations):
+                chunk = self._step(chunk, alpha, pad)
+            out[:, first : first + step] = chunk
+        return out
+
+    def _step(self, scores: torch.Tensor, alpha: torch.Tensor, pad: int) -> torch.Tensor:
+        """One propagation of ``(B, c, H, W)`` scores: each pixel becomes its neighbours' alpha-weighted sum.
+
+        The padded scores are read as one flat row per channel: pixel (y, x) and its neighbour (y + dy,
+        x + dx) are a fixed distance ``dy * width + dx`` apart, so every neighbour's term is one long
+        contiguous multiply-add (over the pad columns too, whose results are dropped). Per pixel the
+        arithmetic is the textbook loop's, neighbour by neighbour in the same order.
+        """
+        b, c, height, w = scores.shape
+        width = w + 2 * pad
+        span = _span(height, width, pad)
+        padded = F.pad(scores, [pad] * 4, mode="replicate").flatten(2)
+        out = scores.new_empty(b, c, height * width)
+        acc = out[..., :span]
+        origin = pad * width + pad  # pixel (0, 0) in the padded rows
+        for p, (dy, dx) in enumerate(_offsets(self.dilations)):
+            start = origin + dy * width + dx
+            if p == 0:
+                torch.mul(alpha[:, p], padded[..., start : start + span], out=acc)
+            else:
+                acc.addcmul_(alpha[:, p], padded[..., start : start + span])  # one kernel, no temporary
+        return out.view(b, c, height, width)[..., :w]
+
+
+_CPU_CHANNELS = 4  # channels refined together on a CPU (224x224 windows: 4 channels ~0.45 s/171, all at once 2.6 s)
+
+
+def _span(height: int, width: int, pad: int) -> int:
+    """Flat length from pixel (0, 0) to pixel (height - 1, last) in rows of ``width`` (the padded width)."""
+    return height * width - 2 * pad

@@ -25,6 +25,7 @@ from .attention import AttentionVariant, Prior
 from .devices import check_device
 from .encoder import POS_RESIZE_RULES, DenseEncoder
 from .images import as_image_tensor, normalize, resize_to_fit, resized_size
+from .merge import MergedLogits
 from .models import weights_info
 from .pamr import PAMR
 from .postprocess import predict_labels, probability_map
@@ -234,7 +235,8 @@ class Segmenter:
 
         Windows go through the encoder ``batch_size`` at a time; each window's patch logits are
         upsampled to the window, summed into the canvas and divided by the per-pixel window count.
-        With ``inference="whole"`` the one window is the whole image.
+        With ``inference="whole"`` the one window is the whole image. (:meth:`predict` gets the same
+        numbers, to float rounding, faster: :meth:`merged_logits`.)
         """
         s = self.settings
         h, w = x.shape[-2:]
@@ -246,6 +248,23 @@ class Segmenter:
             crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch])
             add_windows(canvas, count, batch, self.crop_logits(crops))
         return canvas / count
+
+    @torch.no_grad()
+    def merged_logits(self, x: torch.Tensor) -> MergedLogits:
+        """The windows' patch logits of the resized image ``x``, merged on demand at any size.
+
+        The same windows and encoder batches as :meth:`window_logits`; the upsampling, the sum, the
+        division by the window count and the resize to the original size become two small matrices
+        per axis (:mod:`sclip_lib.merge`), so nothing is written at full resolution but the result.
+        """
+        s = self.settings
+        windows = self.windows(*x.shape[-2:])
+        merged = MergedLogits(windows, tuple(x.shape[-2:]))
+        for start in range(0, len(windows), s.batch_size):
+            batch = windows[start : start + s.batch_size]
+            crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch])
+            merged.add(batch, self.crop_logits(crops))
+        return merged
 
     @torch.no_grad()
     def crop_logits(self, crops: torch.Tensor) -> torch.Tensor:
@@ -271,8 +290,9 @@ class Segmenter:
         with torch.autocast(windows.device.type, enabled=False):
             for feats, pixels in zip(features.float().split(chunk), windows.float().split(chunk)):
                 logits = torch.einsum("bchw,qc->bqhw", feats, text)
+                # all channels upsampled in one call: F.interpolate's rounding depends on the channel count
                 logits = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
-                probs = (self._prior_pamr(pixels, logits) * self.settings.logit_scale).softmax(dim=1)
+                probs = self._prior_pamr(pixels, logits).mul_(self.settings.logit_scale).softmax(dim=1)
                 top, index = probs.max(dim=1)
                 labels.append(index)
                 confidence.append(top)
@@ -296,7 +316,11 @@ class Segmenter:
         Under fp16 the authors cast PAMR's output to half before the scale and softmax
         (``.to(self.dtype)`` in SCLIP's ``forward_slide``): the refined logits come back as fp16.
         """
-        full = F.interpolate(logits[None], size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+        size = tuple(rgb.shape[-2:])
+        if isinstance(logits, MergedLogits):
+            full = logits.full(size)[None]
+        else:
+            full = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)
         refined = self._pamr(self.pamr_image(rgb, x).to(full.device), full)[0]
         return refined.half() if self._half else refined
 
@@ -318,7 +342,7 @@ class Segmenter:
         if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
             raise TypeError(f"dtype must be a torch floating dtype (torch.float32 or torch.float16), got {dtype!r}")
         rgb, x = self.preprocess(image)
-        logits = self.window_logits(x)
+        logits = self.merged_logits(x)
         if self.settings.pamr:
             logits = self._refined(rgb, x, logits)
         return probability_map(logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, self.settings.logit_scale, dtype)
@@ -326,12 +350,13 @@ class Segmenter:
     @torch.no_grad()
     def predict(self, image) -> torch.Tensor:
         """Class indices ``(H, W)`` int64 at the input's size, on the CPU."""
-        return self.labels_from_logits(*self.logits(image))
+        rgb, x = self.preprocess(image)
+        return self.labels_from_logits(rgb, x, self.merged_logits(x))
 
     @torch.no_grad()
-    def labels_from_logits(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def labels_from_logits(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor | MergedLogits) -> torch.Tensor:
         """The rest of :meth:`predict`: class indices ``(H, W)`` from the checked image, the network input
-        made from it and its merged logits."""
+        made from it and its merged logits (:meth:`window_logits`, or :meth:`merged_logits`)."""
         if self.settings.pamr:
             logits = self._refined(rgb, x, logits)
         s = self.settings
