@@ -7,7 +7,7 @@ PYTHON ?= python3
 # The site's own MathJax (issue 14): the npm package pinned in package-lock.json, copied into _static by the build.
 MATHJAX := node_modules/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: test book book-student pdf setup clean notebooks
+.PHONY: test book book-student pdf setup clean notebooks colab-check
 
 setup: $(STAMP)
 
@@ -34,9 +34,15 @@ book-student: $(STAMP) $(MATHJAX)
 pdf: $(STAMP) $(MATHJAX)
 	$(PY) scripts/build_book.py --pdf
 
-# The chapters' Colab copies: notebooks/*.ipynb from book/*.md (jupytext pairs; the set-up cell from notebooks/colab_setup.py).
+# The chapters' Colab copies, generated from book/*.md: notebooks/*.ipynb (reading edition, solutions folded) and
+# notebooks/student/*.ipynb (no solutions); the set-up cell from notebooks/colab_setup.py. Commit them.
 notebooks: $(STAMP)
 	$(PY) scripts/notebooks.py
+
+# The Colab path as Colab runs it: a fresh venv (torch only), the set-up cell's pip install from this repository's
+# git URL (its committed HEAD), two Colab copies top to bottom in smoke mode (scripts/colab_check.py; CI runs it).
+colab-check: $(STAMP)
+	$(PY) scripts/colab_check.py
 
 # `npm ci` installs exactly the locked version (sha512-checked); npm comes with Node.js, and as root on
 # Debian/Ubuntu it is installed here when missing.

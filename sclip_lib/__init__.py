@@ -20,7 +20,12 @@ from .localisation import SegmentShare, patch_segments, segment_attention_share
 from .text import OPENAI_IMAGENET_TEMPLATES, STUFF_BACKGROUND, parse_classes, read_class_file, text_embeddings
 from .windows import sliding_windows
 
-__version__ = "0.1.0"
+try:  # written once, in pyproject.toml; CITATION.cff is checked against it (tests/test_packaging.py)
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("sclip_lib")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ATTENTIONS",

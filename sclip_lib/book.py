@@ -48,12 +48,16 @@ __all__ = [
     "title",
     "banner_html",
     "glue",
+    "GLUED",
+    "show_glued",
+    "show_source",
     "images",
     "local_hub",
     "sample_images",
     "shared_samples",
     "voc_samples",
     "spatial_invariance",
+    "attention_localisation",
     "EXPLORERS",
     "explorer_data",
     "explorer",
@@ -134,14 +138,68 @@ def title(text: str) -> str:
     return f"{SMOKE_TITLE}\n{text}" if is_smoke() else text
 
 
+GLUED: dict[str, object] = {}  # every value glued in this session, for the Colab copies (show_glued)
+
+
 def glue(name: str, value, display: bool = False):
-    """myst-nb's ``glue`` (numbers in the prose come from code) where myst-nb is installed; else a no-op."""
+    """myst-nb's ``glue`` (numbers in the prose come from code) where myst-nb is installed; the value is also
+    kept in ``GLUED``, which the Colab copies' :func:`show_glued` cells print where the prose cites it."""
+    GLUED[name] = value
     try:
         from myst_nb import glue as _glue
-    except ImportError:  # e.g. on Colab: nothing renders the prose's {glue} roles there anyway
+    except ImportError:  # e.g. on Colab: the Colab copies print the values instead (show_glued)
         return value
     _glue(name, value, display=display)
     return value
+
+
+def show_glued(*keys: str) -> None:
+    """Show the glued values the paragraph above cites (the Colab copies' stand-in for MyST's ``{glue}`` roles).
+
+    Each key is ``name`` or ``name:format`` (a format spec, as in ``{glue:text}`name:.1%```); a value not
+    computed yet (cells above not run) says so instead of failing."""
+    parts = []
+    for key in keys:
+        name, _, spec = key.partition(":")
+        if name not in GLUED:
+            parts.append(f"`{name}` = (not computed yet: run the cells above)")
+            continue
+        value = GLUED[name]
+        parts.append(f"`{name}` = **{format(value, spec) if spec else value}**")
+    _show_markdown("Values cited above: " + " · ".join(parts))
+
+
+def _show_markdown(text: str) -> None:
+    """Markdown in a notebook; plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(text)
+        return
+    # a kernel (Jupyter, Colab, nbclient) renders Markdown; a bare InteractiveShell (myst-nb's glue makes one) does not
+    display(Markdown(text)) if hasattr(get_ipython(), "kernel") else print(text)
+
+
+def show_source(qualname: str) -> None:
+    """Show the source of a library object, e.g. ``"sclip_lib.attention.sclip"`` or
+    ``"sclip_lib.encoder.DenseEncoder.last_block"`` (the Colab copies' stand-in for ``literalinclude``): the
+    installed version's code, so it always matches what runs."""
+    import importlib
+    import inspect
+
+    parts = qualname.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        break
+    else:
+        raise ImportError(f"cannot import any module of {qualname!r}")
+    _show_markdown(f"```python\n{inspect.getsource(obj)}```")
 
 
 def check(claim: str, holds: bool) -> bool:
@@ -431,6 +489,53 @@ def spatial_invariance(attn: torch.Tensor) -> float:
     sim = rows @ rows.T
     n = sim.shape[0]
     return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+def attention_localisation(model, attentions: Sequence[str], samples, short_side: int = 336):
+    """Last-block attention of each variant on benchmark samples, measured two ways (a pandas DataFrame).
+
+    For every sample (``image``, ``mask`` as :func:`sclip_lib.load_benchmark` yields them) the image is resized
+    to ``short_side`` and normalised as the segmenter does, and encoded whole (its patch grid, the positional
+    embedding resized). Columns: the mean ``spatial invariance`` over images, and the ``own-segment share``:
+    :func:`sclip_lib.segment_attention_share` with ``exclude_self=True`` over all images' query patches
+    (empty for identity attention, where it is undefined). A last row gives uniform attention's share.
+    """
+    import pandas as pd
+
+    from .encoder import DenseEncoder
+    from .localisation import patch_segments, segment_attention_share
+    from .segmenter import Segmenter
+
+    resize = Segmenter(model, ["object"], templates=OPENAI_IMAGENET_TEMPLATES[:1], short_side=short_side)
+    encoder = DenseEncoder(model, "vanilla")
+    maps: dict[str, list] = {a: [] for a in attentions}
+    segments = []
+    for sample in samples:
+        x = resize.preprocess(sample.image)[1]
+        seg = patch_segments(sample.mask, encoder.grid(*x.shape[-2:]))
+        if not (seg != 255).any():  # no patch with a label: nothing to measure on this image
+            continue
+        segments.append(seg)
+        for a in attentions:
+            maps[a].append(encoder.attention_maps(x, layer=-1, attention=a)[0].float().mean(0).cpu())
+    rows, uniform = {}, None
+    for a in attentions:
+        shares = []
+        for attn, seg in zip(maps[a], segments):
+            try:
+                shares.append(segment_attention_share(attn, seg, exclude_self=True))
+            except ValueError:  # identity attention gives nothing to other patches: undefined
+                shares.append(None)
+        counted = [s for s in shares if s is not None]
+        queries = sum(s.queries for s in counted)
+        share = sum(s.share * s.queries for s in counted) / queries if counted else float("nan")
+        if counted and uniform is None:
+            uniform = sum(s.uniform * s.queries for s in counted) / queries
+        rows[a] = {"spatial invariance": float(np.mean([spatial_invariance(m) for m in maps[a]])),
+                   "own-segment share": share if len(counted) == len(shares) else float("nan")}
+    rows["uniform attention (baseline)"] = {"spatial invariance": float("nan"),
+                                            "own-segment share": float("nan") if uniform is None else uniform}
+    return pd.DataFrame(rows).T.round(3)
 
 
 class Timer:

@@ -43,21 +43,53 @@ def resolve_device(name: str | None):
     """A ``torch.device`` the machine has; a ``ValueError`` saying which ones it has otherwise."""
     import torch
 
+    from .devices import check_device
+
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return check_device(name, "--device", only_cpu_cuda=True)
+
+
+TEMPLATE_NAMES = ("protocol", "openai", "one")
+ONE_TEMPLATE = ("a photo of a {}.",)
+
+
+def templates_arg(text: str) -> str | int:
+    """argparse type of ``--templates`` (one meaning in ``segment`` and ``evaluate``): ``protocol``,
+    ``openai``, ``one``, or N, the first N of the 80 OpenAI ImageNet templates."""
+    value = text.strip().lower()
+    if value in TEMPLATE_NAMES:
+        return value
     try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {name!r} is not a device: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"--device {name}: this machine has no usable CUDA GPU; use --device cpu")
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"--device {name}: this machine has {count} GPU(s), cuda:0..cuda:{count - 1}")
-    elif device.type != "cpu":
-        raise ValueError(f"--device {name}: only cpu and cuda are supported")
-    return device
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a template choice: use protocol, openai, one, or a count N (the first N of the 80)"
+        ) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text}: a count of templates must be 1..80")
+    return count
+
+
+def chosen_templates(choice: str | int) -> tuple | None:
+    """The templates ``--templates`` names; None for ``protocol`` (the protocol's own). A ``ValueError``
+    for a count beyond the 80 templates."""
+    from .text import OPENAI_IMAGENET_TEMPLATES
+
+    if choice == "protocol":
+        return None
+    if choice == "one":
+        return ONE_TEMPLATE
+    if choice == "openai":
+        return tuple(OPENAI_IMAGENET_TEMPLATES)
+    if choice > len(OPENAI_IMAGENET_TEMPLATES):
+        raise ValueError(f"--templates {choice}: there are {len(OPENAI_IMAGENET_TEMPLATES)} templates; use 1..80")
+    return tuple(OPENAI_IMAGENET_TEMPLATES[:choice])
+
+
+TEMPLATES_HELP = ("prompt templates: 'protocol' (default: the protocol's own; SCLIP's are the 80 OpenAI ImageNet "
+                  "templates), 'openai' (those 80), 'one' ('a photo of a {}.') or N, the first N of the 80 "
+                  "(faster on CPU)")  # fmt: skip
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -81,8 +113,10 @@ def _add_segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="segment one image into the classes you name")
     p.add_argument("image", type=Path)
     p.add_argument("--classes", required=True, help='classes separated by ";", synonyms by ",": "cat; sofa, couch"')
-    p.add_argument("--out", type=Path, default=None, help="label PNG to write (palette; pixel value = class index)")
-    p.add_argument("--overlay", type=Path, default=None, help="overlay image to write (.png, .jpg, .webp)")
+    # kept as typed (a Path would drop a trailing '/'), checked by check_output_file
+    p.add_argument("--out", default=None, help="label PNG to write (pixel value = class index; palette up to 256 "
+                   "classes, 16-bit grey beyond)")  # fmt: skip
+    p.add_argument("--overlay", default=None, help="overlay image to write (.png, .jpg, .webp)")
     p.add_argument("--overwrite", action="store_true", help="replace --out/--overlay files that exist already")
     _add_model_args(p)
     p.add_argument("--background", default="stuff", help='background class names; "stuff" = the paper\'s 26 stuff words, "none" = no background')
@@ -93,8 +127,7 @@ def _add_segment_parser(sub) -> None:
     p.add_argument("--pamr", action="store_true", help="refine with PAMR (10 iterations, dilations 8 and 16)")
     p.add_argument("--final-blocks", type=positive_int, default=1,
                    help="apply the attention variant to the last N blocks (default 1, the papers' setting)")
-    p.add_argument("--templates", type=positive_int, default=None,
-                   help="use only the first N (1..80) of the 80 prompt templates (faster on CPU)")
+    p.add_argument("--templates", type=templates_arg, default="protocol", help=TEMPLATES_HELP)
     p.add_argument("--max-pixels", type=nonnegative_int, default=None,
                    help="allow images up to this many pixels (Pillow's decompression-bomb guard; 0: no limit)")
 
@@ -131,38 +164,41 @@ def _segment(args) -> int:
 
     import sclip_lib as sl
     from sclip_lib import viz
-    from sclip_lib.files import check_output_file
+    from sclip_lib.files import OutputExistsError, check_output_file
+    from sclip_lib.segmenter import Settings
 
-    # everything that can be checked without the model is checked first: paths, device, sizes
-    if args.templates is not None and args.templates > len(sl.OPENAI_IMAGENET_TEMPLATES):
-        return _fail(f"--templates {args.templates}: there are {len(sl.OPENAI_IMAGENET_TEMPLATES)} templates; use 1..80")
+    # everything that can be checked without the model is checked first: paths, classes, settings, device
     try:
+        templates = chosen_templates(args.templates) or sl.OPENAI_IMAGENET_TEMPLATES  # SCLIP's protocol: the 80
         outputs = {}
         if args.out is not None:
-            outputs[args.out] = check_output_file(args.out, "--out", suffixes=(".png",), inputs=(args.image,), overwrite=args.overwrite)
+            outputs["--out"] = check_output_file(args.out, "--out", suffixes=(".png",), inputs=(args.image,), overwrite=args.overwrite)
         if args.overlay is not None:
-            outputs[args.overlay] = check_output_file(
+            outputs["--overlay"] = check_output_file(
                 args.overlay, "--overlay", suffixes=_OVERLAY_SUFFIXES, inputs=(args.image,), overwrite=args.overwrite
             )
-        if args.out is not None and args.overlay is not None and outputs[args.out].resolve() == outputs[args.overlay].resolve():
+        if len(outputs) == 2 and outputs["--out"].resolve() == outputs["--overlay"].resolve():
             raise ValueError("--out and --overlay name the same file: give them different names")
+        background = _background(args.background)
+        classes = _classes(args.classes, background)
+        if len(classes) + bool(background) > viz.MAX_LABELS:
+            raise ValueError(f"--classes: {len(classes)} classes; a label PNG holds at most {viz.MAX_LABELS}")
+        prob_thd = args.prob_thd if args.prob_thd is not None else (0.1 if background else 0.0)
+        settings = _settings(Settings, args, prob_thd)
+        if background is None and (args.prob_thd or args.area_thd is not None):
+            raise ValueError("--prob-thd and --area-thd send pixels to the background class, and --background "
+                             "none gives none: drop them, or name a background (e.g. --background stuff)")  # fmt: skip
         sl.ATTENTIONS[args.attention]  # an unknown name or modifier fails here, before the model loads
         device = resolve_device(args.device)
         image = _read_image(args.image, args.max_pixels)
         if args.overlay is not None:
             viz.check_overlay_size(image.height, image.width)
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         return _fail(err)
-    background = {"none": None, "stuff": sl.STUFF_BACKGROUND}.get(args.background.lower(), args.background)
-    prob_thd = args.prob_thd if args.prob_thd is not None else (0.1 if background else 0.0)
-    templates = sl.OPENAI_IMAGENET_TEMPLATES[: args.templates] if args.templates else sl.OPENAI_IMAGENET_TEMPLATES
     try:
         model = sl.load_clip(args.model, pretrained_arg(args), allow_untrained=args.allow_untrained, device=device)
-        seg = sl.Segmenter(
-            model, args.classes, args.attention, background=background, device=device, templates=templates,
-            logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd, short_side=args.short_side,
-            pamr=args.pamr, batch_size=args.batch_size, final_blocks=args.final_blocks,
-        )
+        seg = sl.Segmenter(model, classes.classes, args.attention, background=background, device=device,
+                           templates=templates, settings=settings)  # fmt: skip
         seg.check_image_size(image.height, image.width)
     except (sl.WeightsError, ValueError, KeyError, TypeError) as err:
         hint = "(to try the pipeline without weights: add --allow-untrained; the mask is then meaningless)"
@@ -177,14 +213,58 @@ def _segment(args) -> int:
     for name, share in zip(seg.labels, areas.tolist()):
         if share > 0:
             print(f"{share * 100:6.2f}%  {name}")
-    if args.out is not None:
-        viz.save_atomic(viz.colorize(mask.numpy()), args.out)
-    if args.overlay is not None:
-        over = viz.overlay(image, mask.numpy(), seg.labels)
-        viz.save_atomic(viz.stamp_smoke(over) if seg.untrained else over, args.overlay)
+    # exclusive: a file another run created since the check is never replaced without --overwrite
+    exclusive = not args.overwrite
+    try:
+        if args.out is not None:
+            viz.save_atomic(viz.colorize(mask.numpy(), seg.num_classes), outputs["--out"], exclusive=exclusive)
+        if args.overlay is not None:
+            over = viz.overlay(image, mask.numpy(), seg.labels)
+            viz.save_atomic(viz.stamp_smoke(over) if seg.untrained else over, outputs["--overlay"], exclusive=exclusive)
+    except OutputExistsError as err:
+        return _fail(err)
     if seg.untrained:
         print(SMOKE_BANNER, file=sys.stderr)
     return 0
+
+
+_SETTING_FLAGS = ("logit_scale", "prob_thd", "area_thd", "short_side", "batch_size")
+
+
+def _settings(settings_type, args, prob_thd: float):
+    """The Segmenter settings of the command line, checked now; errors name the options as typed."""
+    try:
+        return settings_type(logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd,
+                             short_side=args.short_side, pamr=args.pamr, batch_size=args.batch_size,
+                             final_blocks=args.final_blocks)  # fmt: skip
+    except ValueError as err:
+        message = str(err)
+        for name in _SETTING_FLAGS:
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        raise ValueError(message) from None
+
+
+def _background(text: str) -> str | None:
+    """The background class ``--background`` names: None for ``none``, the paper's stuff words for ``stuff``."""
+    import sclip_lib as sl
+
+    if not text.strip():
+        raise ValueError("--background '' is empty: name the background classes, or use 'stuff' (the paper's "
+                         "26 stuff words, the default) or 'none' (no background class)")  # fmt: skip
+    return {"none": None, "stuff": sl.STUFF_BACKGROUND}.get(text.strip().lower(), text)
+
+
+def _classes(text: str, background: str | None):
+    """The parsed ``--classes`` (checked with the background: a name in both is an error too)."""
+    import sclip_lib as sl
+
+    try:
+        classes = sl.parse_classes(text)
+        if background is not None:
+            sl.parse_classes([background, *classes.classes])
+    except ValueError as err:
+        raise ValueError(f"--classes {text!r}: {err}") from None
+    return classes
 
 
 def _fail(error) -> int:

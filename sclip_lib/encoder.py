@@ -24,7 +24,7 @@ __all__ = ["DenseEncoder", "Feedback", "POS_RESIZE_RULES", "resize_positional_em
 Feedback = Callable[[torch.Tensor, torch.Tensor], Prior]
 
 # How the learned positional embedding is resized to another patch grid:
-# "scale_factor": the rule of the CLIP code that SCLIP, ClearCLIP and NACLIP ship (``clip/model.py`` /
+# "scale_factor": the rule of the CLIP code that SCLIP, ClearCLIP, NACLIP and ResCLIP ship (``clip/model.py`` /
 #     ``open_clip/transformer.py``, ``interpolate_pos_encoding``): bicubic with
 #     ``scale_factor=(g + 0.1) / G`` per axis. The output has g entries, but the sampling grid is that
 #     of a (g + 0.1)-long axis, slightly shifted from an exact g-point resize.

@@ -21,11 +21,13 @@ percentile bootstrap confidence interval over images computed from them (``inter
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 import os
 import platform
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -43,7 +45,7 @@ from .metrics import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MeanI
 from .packing import predict_packed
 from .segmenter import Segmenter
 
-__all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic", "result_stem"]
+__all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic", "result_stem", "settings_hash"]
 
 SMOKE_WARNING = "SMOKE RUN: untrained random weights; these numbers say nothing about the method"
 
@@ -112,8 +114,14 @@ class EvalResult:
         return f"[{self.interval['low']:.1f}, {self.interval['high']:.1f}]" if self.interval else ""
 
     def stem(self) -> str:
-        """A file name stem that tells runs apart: benchmark, attention, model, PAMR, subset."""
-        return result_stem(self.benchmark, self.settings, self.model, self.data.get("limit"))
+        """A file name stem that tells runs apart: benchmark, attention, model, PAMR, subset, and a hash
+        of every setting, the data and the model (:func:`settings_hash`)."""
+        return result_stem(self.benchmark, self.settings, self.model, self.data.get("limit"), self.data)
+
+    @property
+    def settings_hash(self) -> str:
+        """The hash in the file name: of the benchmark, every setting, the data and the model."""
+        return settings_hash(self.benchmark, self.settings, self.data, self.model)
 
     # -- files ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -122,11 +130,12 @@ class EvalResult:
         d["miou"] = None if math.isnan(self.miou) else self.miou
         d["num_classes"] = self.num_classes
         d["images_per_second"] = self.images_per_second
+        d["settings_hash"] = self.settings_hash  # the file name's hash, so a file tells which run it is
         return d
 
-    def to_json(self, path: str | os.PathLike) -> Path:
-        """Write the result as JSON, atomically."""
-        return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+    def to_json(self, path: str | os.PathLike, *, exclusive: bool = False) -> Path:
+        """Write the result as JSON, atomically (``exclusive``: never replacing an existing file)."""
+        return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n", exclusive=exclusive)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write the per-class IoU table (class index, name, IoU percent) as CSV, atomically."""
@@ -137,11 +146,15 @@ class EvalResult:
             writer.writerow([i, name, "" if math.isnan(v) else f"{v:.4f}"])
         return write_atomic(path, buf.getvalue())
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``<stem>.json`` and ``<stem>.csv`` into ``folder``; returns the JSON path."""
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Write ``<stem>.json`` and ``<stem>.csv`` into ``folder``; returns the JSON path.
+
+        ``overwrite=False``: the JSON is created exclusively, so an existing result (another run's,
+        even one finishing at the same moment) is never replaced: :class:`OutputExistsError`."""
         folder = Path(folder)
+        path = self.to_json(folder / f"{self.stem()}.json", exclusive=not overwrite)  # the claim comes first
         self.to_csv(folder / f"{self.stem()}.csv")
-        return self.to_json(folder / f"{self.stem()}.json")
+        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EvalResult":
@@ -159,8 +172,17 @@ class EvalResult:
         return cls(**d)
 
 
-def result_stem(benchmark: str, settings: dict, model: str, limit: int | None) -> str:
-    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, final blocks, subset."""
+def settings_hash(benchmark: str, settings: dict, data: dict, model: str) -> str:
+    """8 hex digits of SHA-256 over everything that shapes a result: the benchmark, every setting
+    (templates, thresholds, batch size, ...), the data (source, subset) and the model."""
+    key = {"benchmark": benchmark, "settings": settings, "data": data, "model": model}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def result_stem(benchmark: str, settings: dict, model: str, limit: int | None, data: dict | None = None) -> str:
+    """The file name stem of a run: benchmark, attention, model, protocol, PAMR, final blocks, subset; with ``data``
+    (the result's ``data``), the :func:`settings_hash` too, so runs that differ in any setting never
+    share a file."""
     parts = [benchmark, settings.get("attention", "?"), model]
     if settings.get("protocol") not in (None, "sclip"):  # SCLIP's protocol keeps the earlier names
         parts.append(settings["protocol"])
@@ -170,6 +192,8 @@ def result_stem(benchmark: str, settings: dict, model: str, limit: int | None) -
         parts.append(f"final{settings['final_blocks']}")
     if limit is not None:
         parts.append(f"limit{limit}")
+    if data is not None:
+        parts.append(settings_hash(benchmark, settings, data, model))
     return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
 
 
@@ -188,6 +212,7 @@ def evaluate(
     skip_bad: bool = False,
     save_every: int = 5,
     protocol: str = "sclip",
+    overwrite: bool = False,
     **overrides,
 ) -> EvalResult:
     """Evaluate a segmenter on a benchmark; returns an :class:`EvalResult`, saved to ``out`` if given.
@@ -204,14 +229,18 @@ def evaluate(
         model: the open_clip model, when a method name is given.
         limit: the first ``limit`` images of the split (the same every time); ``source``: a local copy.
         device: where the segmenter runs (method name only; fp16 autocast on CUDA, as the authors ran).
-        out: a results folder: ``<benchmark>_<attention>_<model>[...].json`` and ``.csv`` are written there.
-            It is checked (created, writable) before any work; progress is saved there as the run goes.
+        out: a results folder: ``<benchmark>_<attention>_<model>[...]_<hash>.json`` and ``.csv`` are written
+            there (the hash covers every setting, the data and the model, see :func:`settings_hash`). It is
+            checked (created, writable, no finished result of this run) before any work; progress is saved
+            there as the run goes.
         workers: threads decoding images while the model runs (0: none).
         progress: show a tqdm progress bar (a widget in notebooks, text in terminals; rank 0 only).
         resume: continue the saved progress of this same run in ``out`` (an error without ``out``).
         skip_bad: leave out samples that cannot be read or hold out-of-range labels, and list them in
             the result (``skipped``); off by default, so a bad sample stops the run.
         save_every: save progress every this many images (with ``out``).
+        overwrite: replace a finished result of the same run in ``out``; without it that result is kept
+            and the run refused before any compute (also with ``resume`` and nothing to resume).
         protocol: for a method name, whose evaluation protocol to follow (``"sclip"``, ``"clearclip"``,
             ``"naclip"``, ``"maskclip"``; :data:`sclip_lib.benchmarks.PROTOCOLS`). The result carries the
             method's published number only when the run follows that method's own protocol.
@@ -228,12 +257,15 @@ def evaluate(
     seg = _segmenter(segmenter_or_method, bench, model, device, protocol, overrides)
     folder = check_output_folder(out) if out is not None else None  # before any data or compute
     if data is None:
-        data = load_benchmark(bench, limit=limit, source=source, workers=workers)
+        data = load_benchmark(bench, limit=limit, source=source, workers=workers, check=False)
+        data.check(skip_bad=skip_bad)  # a wrong or empty source fails now; a bad first row only without skip_bad
     elif limit is not None or source is not None:
         raise ValueError("limit and source belong to load_benchmark when samples are passed in; pass them there")
     settings, described = _plain(seg.describe()), _plain(data.describe())
     part = f".rank{shard.rank}of{shard.world_size}" if shard.distributed else ""  # one progress file per process
     state = _Progress(bench, settings, described, _model_tag(seg), folder, resume, part)
+    if folder is not None and not overwrite:
+        _keep_finished(folder / f"{state.stem}.json", resume and not state.resumed)
 
     start = time.perf_counter()
     seg.text_features()  # once, outside the per-image timing
@@ -315,10 +347,25 @@ def evaluate(
         result.interval = {"low": low, "high": high, "level": BOOTSTRAP_LEVEL, "resamples": BOOTSTRAP_RESAMPLES,
                            "seed": BOOTSTRAP_SEED}  # fmt: skip
     if folder is not None and shard.is_main:
-        result.save(folder)
+        result.save(folder, overwrite=overwrite)
     if folder is not None:
         state.finish()
     return result
+
+
+def _keep_finished(path: Path, nothing_to_resume: bool) -> None:
+    """Refuse, before any compute, a run whose finished result is in the folder already."""
+    if not path.exists():
+        return
+    if nothing_to_resume:
+        raise ValueError(
+            f"resume: there is no saved progress of this evaluation to continue, and its finished result "
+            f"{path} exists; it is kept. Pass overwrite=True (sclip evaluate --overwrite) to compute it again"
+        )
+    raise ValueError(
+        f"{path} holds the finished result of this evaluation (same settings, data and model); it is kept. "
+        "Pass overwrite=True (sclip evaluate --overwrite) to compute it again, or choose another out folder"
+    )
 
 
 class _Progress:
@@ -335,8 +382,11 @@ class _Progress:
         self.images = 0  # images scored
         self.skipped: list[dict] = []
         self.loop_seconds = 0.0
-        stem = result_stem(bench.name, settings, model, data.get("limit"))
-        self.path = folder / f"{stem}{part}.partial.json" if folder else None
+        self.stem = result_stem(bench.name, settings, model, data.get("limit"), data)
+        self.path = folder / f"{self.stem}{part}.partial.json" if folder else None
+        self.resumed = False
+        if self.path is not None and resume and not self.path.exists():
+            self._refuse_other_progress(folder, result_stem(bench.name, settings, model, data.get("limit")), part)
         if self.path is not None and self.path.exists():
             if not resume:
                 raise ValueError(
@@ -345,24 +395,46 @@ class _Progress:
                 )
             self._load()
 
+    def _refuse_other_progress(self, folder: Path, readable: str, part: str) -> None:
+        """``resume`` with the progress of this benchmark, method and model saved under other settings
+        (another hash in its name): refuse, rather than start afresh beside it."""
+        pattern = re.compile(re.escape(readable) + r"_[0-9a-f]{8}" + re.escape(part) + r"\.partial\.json")
+        others = sorted(p for p in folder.glob(f"{readable}_*.partial.json") if pattern.fullmatch(p.name))
+        if others:
+            raise ValueError(
+                f"{others[0]} is the progress of a run with other settings, data or model; resume with the "
+                "same arguments, or delete the file to start over"
+            )
+
     def _load(self) -> None:
         try:
             saved = json.loads(self.path.read_text(encoding="utf-8"))
             same = saved.get("format") == self.FORMAT and saved["key"] == self.key
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"{self.path} is not a readable progress file ({err}); delete it to start over") from None
         if not same:
             raise ValueError(
                 f"{self.path} is the progress of a run with other settings, data or model; resume with the "
                 "same arguments, or delete the file to start over"
             )
-        m = self.metric
-        for name in ("intersection", "pred_area", "target_area"):
-            setattr(m, name, torch.tensor(saved[name], dtype=torch.float64))
-        self.rows, self.images = int(saved["rows"]), int(saved["images"])
-        self.skipped = list(saved["skipped"])
-        self.loop_seconds = float(saved["loop_seconds"])
-        m.per_image = saved.get("per_image")  # None: an older file without them; the result gets no interval
+        try:
+            names = ("intersection", "pred_area", "target_area")
+            sums = {name: _sums(saved[name], self.metric.num_classes) for name in names}
+            rows, images, seconds = saved["rows"], saved["images"], float(saved["loop_seconds"])
+            skipped = saved["skipped"]
+            if not (isinstance(rows, int) and isinstance(images, int) and 0 <= images <= rows):
+                raise ValueError(f"{images!r} images in {rows!r} rows")
+            if not isinstance(skipped, list) or not all(isinstance(s, dict) and {"name", "error"} <= s.keys() for s in skipped):
+                raise ValueError("its list of skipped samples is malformed")
+        except (KeyError, ValueError, TypeError) as err:
+            raise ValueError(
+                f"{self.path} is damaged ({type(err).__name__}: {err}); it cannot be resumed: delete it to start over"
+            ) from None
+        for name, values in sums.items():
+            setattr(self.metric, name, values)
+        self.rows, self.images, self.skipped, self.loop_seconds = rows, images, list(skipped), seconds
+        self.metric.per_image = saved.get("per_image")  # None: an older file without them; no interval
+        self.resumed = True
 
     def skip(self, name: str, error: str) -> None:
         self.skipped.append({"name": name, "error": error})
@@ -391,6 +463,17 @@ class _Progress:
         """The results are written: the progress file has served its purpose."""
         if self.path is not None and self.path.exists():
             self.path.unlink()
+
+
+def _sums(values, num_classes: int) -> torch.Tensor:
+    """One per-class sum of a progress file: ``num_classes`` finite values >= 0."""
+    if not isinstance(values, list) or len(values) != num_classes:
+        held = len(values) if isinstance(values, list) else repr(values)
+        raise ValueError(f"a per-class sum holds {held} values, not {num_classes}")
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if not torch.isfinite(tensor).all() or (tensor < 0).any():
+        raise ValueError("a per-class sum holds negative or non-finite values")
+    return tensor
 
 
 def _image_of(sample):

@@ -19,7 +19,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers) -> None:
     """Add the ``evaluate`` subcommand to an ``argparse`` subparsers object."""
     from .benchmarks import PAPER_ORDER, PROTOCOLS
-    from .cli import nonnegative_int, positive_int
+    from .cli import TEMPLATES_HELP, nonnegative_int, positive_int, templates_arg
 
     p = subparsers.add_parser(
         "evaluate",
@@ -48,12 +48,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, help="windows per encoder call (default 16)")
     p.add_argument("--final-blocks", type=positive_int, default=None,
                    help="apply the attention variant to the last N blocks (default 1; results file names then gain _finalN)")
-    p.add_argument("--templates", choices=("protocol", "openai", "one"), default="protocol",
-                   help="prompt templates: the protocol's (default; the 80 OpenAI ImageNet templates, 85 for "
-                   "maskclip), 'openai' (the 80 under any protocol) or one ('a photo of a {}.', smoke runs)")
+    p.add_argument("--templates", type=templates_arg, default="protocol",
+                   help=TEMPLATES_HELP + "; the maskclip protocol has 85")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="image decoding threads (default 2; 0: none)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from the progress it saved in --out (same arguments)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished result of the same settings in --out (never replaced otherwise)")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out unreadable or out-of-range samples (listed in the results file) instead of stopping")
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from .benchmarks import BenchmarkSourceError, get_benchmark, get_protocol
     from .evaluate import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
 
-    from .cli import pretrained_arg, resolve_device
+    from .cli import chosen_templates, pretrained_arg, resolve_device
     from .files import check_output_folder
 
     try:
@@ -76,15 +77,14 @@ def run(args: argparse.Namespace) -> int:
         for name in names:  # a protocol that does not cover a benchmark fails here, before the model loads
             protocol.settings_for(get_benchmark(name))
         device = str(resolve_device(args.device))  # a plain string, as results record it
+        chosen = chosen_templates(args.templates)
         check_output_folder(args.out)
     except (KeyError, ValueError) as e:
         return _fail(e)
 
     from . import distributed
     from .models import WeightsError, load_clip
-    from .text import OPENAI_IMAGENET_TEMPLATES
 
-    chosen = {"one": ("a photo of a {}.",), "openai": OPENAI_IMAGENET_TEMPLATES}.get(args.templates)
     overrides = {} if chosen is None else {"templates": chosen}
     if args.pamr:
         overrides["pamr"] = True
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             result = evaluate(args.attention, name, model=model, limit=args.limit, source=sources.get(name),
                               device=device, out=args.out, workers=args.workers, resume=args.resume,
-                              skip_bad=args.skip_bad, protocol=args.protocol, **overrides)  # fmt: skip
+                              skip_bad=args.skip_bad, protocol=args.protocol, overwrite=args.overwrite,
+                              **overrides)  # fmt: skip
             results.append(result)
             if not shard.is_main:  # every process returns the same result; rank 0 prints and writes it
                 continue
@@ -125,10 +126,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _benchmark_names(values: list[str]) -> list[str]:
-    from .benchmarks import PAPER_ORDER
+    from .benchmarks import PAPER_ORDER, get_benchmark
 
     names = [n.strip().lower() for v in values for n in v.split(",") if n.strip()]
     if "all" in names:
+        for name in names:  # 'all,voc22': the typo is still an error, not dropped in silence
+            if name != "all":
+                get_benchmark(name)
         return list(PAPER_ORDER)
     if not names:
         raise ValueError("no benchmark given: --benchmark voc21 (or a comma list, or 'all')")

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "check_output_file", "check_output_folder", "OutputPathError"]
+__all__ = ["write_atomic", "check_output_file", "check_output_folder", "check_name_length", "OutputPathError", "OutputExistsError"]
 
 
 class OutputPathError(ValueError):
@@ -19,15 +19,22 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+class OutputExistsError(OutputPathError, FileExistsError):
+    """An output that another writer created meanwhile (``write_atomic(..., exclusive=True)``)."""
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes, *, exclusive: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     A reader (or a crash, a Ctrl-C) sees the old file or the new one, never half of it. The file gets
     the permissions an ordinary ``open()`` would give (0666 less the umask; ``mkstemp`` makes 0600).
+    ``exclusive=True`` never replaces a file: if ``path`` exists (another writer got there first, even
+    one that checked at the same moment) it raises :class:`OutputExistsError` and leaves that file alone.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the temporary name must fit the file system's name limit too: keep only the start of a long name
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         if isinstance(data, str):
@@ -36,12 +43,35 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         else:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-        os.replace(tmp, path)
+        if exclusive:
+            _link_new(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give the finished temporary file the name ``path`` only if no file has it: a hard link is created
+    atomically and fails if the name exists (``O_EXCL`` semantics for a file written elsewhere first)."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network or FUSE file systems): claim the name with O_EXCL
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.replace(tmp, path)
+            return
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{path} exists already (another run wrote it meanwhile): choose another name, or pass "
+            "--overwrite (overwrite=True) to replace it"
+        ) from None
+    os.unlink(tmp)
 
 
 def check_output_folder(folder: str | os.PathLike, what: str = "--out") -> Path:
@@ -76,12 +106,18 @@ def check_output_file(
 ) -> Path:
     """Check an output file before any compute: a supported suffix, not an input, not an existing file
     unless ``overwrite``, and a folder that exists and is writable."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)):  # Path() drops a trailing slash: "imgs.png/" would become a file
+        raise OutputPathError(
+            f"{what} {text} ends with '/', which names a folder: give a file name, e.g. {text.rstrip('/' + os.sep)}"
+        )
     path = Path(path).expanduser()
     if path.suffix.lower() not in suffixes:
         raise OutputPathError(
             f"{what} {path}: {'a ' + path.suffix if path.suffix else 'no'} extension; it must end in "
             f"{' or '.join(suffixes)}"
         )
+    check_name_length(path, what)
     for source in inputs:
         if _same_file(path, Path(source)):
             raise OutputPathError(f"{what} {path} is the input image: choose another file name; inputs are never overwritten")
@@ -97,6 +133,21 @@ def check_output_file(
     except OSError as err:
         raise OutputPathError(f"{what} {path}: the folder {folder} is not writable ({err.strerror}); choose another folder") from None
     return path
+
+
+def check_name_length(path: Path, what: str) -> None:
+    """Refuse a file name longer than the folder's file system allows (``ENAMETOOLONG`` otherwise)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        limit = os.pathconf(folder if folder.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer: the usual limit
+        limit = 255
+    size = len(os.fsencode(path.name))
+    if size > limit:
+        raise OutputPathError(
+            f"{what} {path.name[:40]}...: the file name is {size} bytes long; this file system allows at most "
+            f"{limit}: choose a shorter name"
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:

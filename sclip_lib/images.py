@@ -23,11 +23,11 @@ def as_image_tensor(image) -> torch.Tensor:
     ``TypeError`` that says how to convert it.
     """
     if isinstance(image, Image.Image):
-        image = upright(image)
+        image = upright(_loaded(image))
         if image.mode in _WIDE_MODES:
             image = _wide_to_tensor(image)
         else:
-            image = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+            image = np.asarray(_rgb(image))
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise ValueError(
@@ -40,6 +40,8 @@ def as_image_tensor(image) -> torch.Tensor:
             raise ValueError(f"numpy images must be (H, W), (H, W, 3) or (H, W, 4); got shape {image.shape}")
         tensor = torch.from_numpy(np.array(image[..., :3])).permute(2, 0, 1).float() / 255.0
     elif isinstance(image, torch.Tensor):
+        if image.layout != torch.strided:
+            raise ValueError(f"tensor images must be dense; got a {image.layout} tensor: pass image.to_dense()")
         if not image.is_floating_point():
             raise ValueError(f"tensor images must be float (3, H, W) in [0, 1]; got dtype {image.dtype} (divide by 255)")
         if image.ndim != 3 or image.shape[0] not in (1, 3):
@@ -51,7 +53,7 @@ def as_image_tensor(image) -> torch.Tensor:
             raise ValueError("the image tensor holds NaN or infinite values")
         if tensor.min() < 0 or tensor.max() > 1:
             raise ValueError(
-                f"tensor images must hold values in [0, 1]; got [{tensor.min():.3g}, {tensor.max():.3g}] "
+                f"tensor images must hold values in [0, 1]; got [{_shown(tensor.min())}, {_shown(tensor.max())}] "
                 "(divide 0..255 data by 255; pass images before CLIP normalisation, which is done here)"
             )
     else:
@@ -62,6 +64,41 @@ def as_image_tensor(image) -> torch.Tensor:
 
 
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# modes Pillow cannot turn into RGB directly, and the mode that bridges them (premultiplied alpha)
+_RGB_VIA = {"La": "LA"}
+
+
+def _shown(value) -> str:
+    """A value for a [0, 1] range message: 3 digits, unless rounding would hide why it is out of range
+    (1.0000001 is not shown as 1)."""
+    value = float(value)
+    short = f"{value:.3g}"
+    return short if (0 <= float(short) <= 1) == (0 <= value <= 1) else repr(value)
+
+
+def _loaded(image: Image.Image) -> Image.Image:
+    """The image decoded now: ``Image.open`` reads lazily, so a damaged file fails here, with the fix."""
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:  # Pillow's decoders raise all three
+        name = getattr(image, "filename", "") or "the image"
+        raise ValueError(
+            f"cannot read {name}: {err}. The file is damaged or truncated: download or export it again "
+            "(PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True reads what there is of a truncated file)"
+        ) from None
+    return image
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB, from any Pillow mode (some, like premultiplied 'La', need a bridge)."""
+    if image.mode == "RGB":
+        return image
+    try:
+        return image.convert("RGB")
+    except ValueError:
+        if image.mode not in _RGB_VIA:
+            raise ValueError(f"PIL mode {image.mode!r} cannot be converted to RGB: convert the image first") from None
+        return image.convert(_RGB_VIA[image.mode]).convert("RGB")
 
 
 def upright(image: Image.Image) -> Image.Image:
@@ -80,7 +117,7 @@ def _wide_to_tensor(image: Image.Image) -> torch.Tensor:
     if image.mode == "F":
         if not np.isfinite(values).all() or values.min(initial=0) < 0 or values.max(initial=0) > 1:
             raise ValueError(
-                f"float ('F' mode) images must hold values in [0, 1]; got [{values.min():.3g}, {values.max():.3g}]: "
+                f"float ('F' mode) images must hold values in [0, 1]; got [{_shown(values.min())}, {_shown(values.max())}]: "
                 "scale it first, e.g. Image.fromarray(arr / arr.max())"
             )
         return torch.from_numpy(values).float()[None]

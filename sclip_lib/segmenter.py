@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import AttentionVariant, Prior
+from .devices import check_device
 from .encoder import POS_RESIZE_RULES, DenseEncoder
 from .images import as_image_tensor, normalize, resize_to_fit, resized_size
 from .models import weights_info
@@ -133,10 +134,12 @@ class Segmenter:
                 "prob_thd and area_thd send pixels to class 0, the background, but no background class was "
                 "given: pass background='...' (e.g. sclip_lib.STUFF_BACKGROUND) or leave both thresholds off"
             )
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        # a device the machine lacks fails here with the devices it has, not with torch's driver error
+        self.device = check_device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.encoder = DenseEncoder(model, attention, pos_resize=self.settings.pos_resize,
                                     final_blocks=self.settings.final_blocks)
+        _check_crop(self.settings, self.encoder.patch_size)
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in ("fp16", "fp32"):
             raise ValueError(f"precision must be 'fp16' or 'fp32', got {self.precision!r}")
@@ -348,6 +351,15 @@ class Segmenter:
         return (
             f"Segmenter(attention={self.attention!r}, classes={self.num_classes}, device={self.device}, "
             f"untrained={self.untrained})"
+        )
+
+
+def _check_crop(settings: Settings, patch_size: tuple[int, int]) -> None:
+    """A window smaller than one patch of the encoder gives no patch tokens: refuse it at construction."""
+    if settings.inference == "slide" and settings.crop < max(patch_size):
+        raise ValueError(
+            f"crop {settings.crop} is smaller than the encoder's {patch_size[1]}x{patch_size[0]} patch, so a "
+            f"window would hold no patch: use crop >= {max(patch_size)} (the paper: crop 224, stride 112)"
         )
 
 

@@ -8,6 +8,7 @@ open_clip's ``build_zero_shot_classifier`` does but batched by prompts (:mod:`sc
 
 from __future__ import annotations
 
+import string
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
@@ -115,7 +116,25 @@ def check_templates(templates: Sequence[Template]) -> tuple[Template, ...]:
                 f"template {t!r} has no '{{}}' for the class name, so every class would get the same prompt; "
                 "write e.g. 'a photo of a {}.'"
             )
+        _check_fields(t)
     return tuple(templates)
+
+
+def _check_fields(template: str) -> None:
+    """One ``{}`` and no other format field: ``str.format(name)`` must fill the template (templates are
+    filled with ``template.format(name)``, so ``'{} {}'`` or ``'{name}'`` would fail inside the encoder)."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:  # an unmatched brace
+        detail = str(err)
+    else:
+        if fields == [""]:
+            return
+        detail = f"it has {len(fields)}: {', '.join('{' + f + '}' for f in fields)}"
+    raise ValueError(
+        f"template {template!r} must hold exactly one '{{}}' where the class name goes and no other "
+        f"braces ({detail}); write literal braces as '{{{{' and '}}}}', e.g. 'a photo of a {{}}.'"
+    )
 
 
 def read_class_file(path) -> list[str]:

@@ -22,11 +22,22 @@ def palette(num_classes: int) -> np.ndarray:
     return np.resize(imgviz.label_colormap(), (num_classes, 3))
 
 
-def colorize(mask) -> Image.Image:
-    """A palette PNG of a label map ``(H, W)``: the label values are kept, colours come with them."""
+MAX_LABELS = 65536  # a 16-bit grey PNG holds class indices 0..65535
+
+
+def colorize(mask, num_classes: int | None = None) -> Image.Image:
+    """A PNG-ready image of a label map ``(H, W)`` whose pixel values are the class indices.
+
+    Up to 256 classes: a palette image (8-bit indices, colours come with them). More classes (or
+    ``num_classes`` > 256, so one class list always gives one format): a 16-bit greyscale image
+    (``I;16``), which holds indices 0..65535 but no colours; read it with ``np.asarray(Image.open(path))``.
+    """
     mask = np.asarray(mask)
-    if mask.max(initial=0) > 255 or mask.min(initial=0) < 0:
-        raise ValueError("label maps with values outside 0..255 cannot be saved as a palette PNG")
+    low, high = int(mask.min(initial=0)), int(mask.max(initial=0))
+    if low < 0 or high >= MAX_LABELS:
+        raise ValueError(f"label maps hold class indices 0..{MAX_LABELS - 1}; this one holds {low}..{high}")
+    if high > 255 or (num_classes or 0) > 256:
+        return Image.fromarray(mask.astype(np.uint16))  # mode I;16
     img = Image.fromarray(mask.astype(np.uint8), mode="P")
     img.putpalette(palette(256).flatten().tolist())
     return img
@@ -47,14 +58,16 @@ def check_overlay_size(height: int, width: int) -> None:
         )
 
 
-def save_atomic(img: Image.Image, path) -> None:
-    """Save an image (format from the file name) atomically: a reader never sees half a file."""
+def save_atomic(img: Image.Image, path, *, exclusive: bool = False) -> None:
+    """Save an image (format from the file name) atomically: a reader never sees half a file.
+
+    ``exclusive=True``: never replace an existing file (see :func:`sclip_lib.files.write_atomic`)."""
     fmt = Image.registered_extensions().get(Path(path).suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown image extension; use .png")
     buf = io.BytesIO()
     (img.convert("RGB") if fmt == "JPEG" and img.mode not in ("RGB", "L") else img).save(buf, format=fmt)
-    write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue(), exclusive=exclusive)
 
 
 def overlay(image, mask, labels: list[str] | None = None, alpha: float = 0.5) -> Image.Image:
@@ -69,7 +82,10 @@ def overlay(image, mask, labels: list[str] | None = None, alpha: float = 0.5) ->
     if labels is not None:
         present = set(np.unique(mask).tolist())
         names = [n if i in present else "" for i, n in enumerate(labels)]
-    out = imgviz.label2rgb(mask, image=rgb, alpha=alpha, label_names=names, loc="rb" if names else "centroid")
+    # imgviz's own colour map has 256 entries; more classes take the palette's repeating colours
+    colormap = palette(int(mask.max()) + 1) if mask.max(initial=0) > 255 else None
+    out = imgviz.label2rgb(mask, image=rgb, alpha=alpha, label_names=names, loc="rb" if names else "centroid",
+                           colormap=colormap)  # fmt: skip
     return Image.fromarray(out)
 
 

@@ -28,14 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 PDF = BUILD / "pdf" / "sclip-book.pdf"
 SITE_COPY = BUILD / "html" / "sclip-book.pdf"  # the site's footer links here
-CHROMIUM = Path("/usr/bin/chromium")
 FIRST_PAGES = 3
 MIN_INK = 0.005  # a rendered page with text or figures has well over 0.5% non-white pixels
 
 
 def ensure_tools() -> None:
     """pdftoppm/pdftotext (poppler-utils) and chromium: install them when missing and we may (root, apt-get)."""
-    missing = [pkg for pkg, path in (("poppler-utils", shutil.which("pdftoppm")), ("chromium", CHROMIUM.exists() or None)) if not path]
+    from sclip_lib.testing.browser import find_chromium
+
+    missing = [pkg for pkg, path in (("poppler-utils", shutil.which("pdftoppm")), ("chromium", find_chromium())) if not path]
     if not missing or shutil.which("apt-get") is None or os.geteuid() != 0:
         return
     print(f"installing {' '.join(missing)} for the PDF (apt-get install)", flush=True)
@@ -80,8 +81,13 @@ def print_pdf(page_html: Path, out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".pdf.part")
+    from sclip_lib.testing.browser import find_chromium, missing_message
+
+    chromium = find_chromium()
+    if chromium is None:
+        raise RuntimeError(missing_message())
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True)
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], headless=True)
         try:
             page = browser.new_page()
             page.goto(page_html.as_uri(), wait_until="load", timeout=120_000)

@@ -32,7 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
-CHROMIUM = Path("/usr/bin/chromium")
 MATHJAX = ROOT / "node_modules" / "mathjax" / "es5" / "tex-mml-chtml.js"  # the site's own copy (_config.yml says why)
 # after the build: the pages in Chromium with the network cut, and every page's assets bundled
 SITE_TESTS = ["tests/test_book_site.py", "tests/test_book_student.py", "tests/test_book_assets.py"]
@@ -95,14 +94,18 @@ def decide_mode() -> str:
     return "smoke"
 
 
-def ensure_chromium() -> None:
-    """The site check needs Debian's chromium: install it when missing and we may (root, apt-get)."""
-    if CHROMIUM.exists() or shutil.which("apt-get") is None or os.geteuid() != 0:
-        return
+def ensure_chromium() -> Path | None:
+    """The site check needs a Chromium-family browser: find one, or install Debian's when we may (root, apt-get)."""
+    from sclip_lib.testing.browser import find_chromium
+
+    found = find_chromium()
+    if found is not None or shutil.which("apt-get") is None or os.geteuid() != 0:
+        return found
     print("installing chromium for the site check (apt-get install chromium)", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
     subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False)
+    return find_chromium()
 
 
 def build_student(env: dict) -> int:
@@ -218,7 +221,16 @@ def build(start: float, images: str, hub, student_only: bool, pdf_only: bool) ->
         return 1
     if os.environ.get("SCLIP_BOOK_SKIP_SITE_CHECK") == "1":
         return 0
-    ensure_chromium()
+    browser = ensure_chromium()
+    if browser is None:
+        from sclip_lib.testing.browser import missing_message
+
+        bar = "!" * 100
+        print(f"{bar}\nTHE SITE WAS NOT CHECKED: {missing_message()}.\nThe pages were built but not opened in a "
+              f"browser: math, explorers and offline assets are unverified.\n{bar}", flush=True)
+    else:
+        env = {**env, "SCLIP_CHROMIUM": str(browser)}
+        print(f"site check in {browser}", flush=True)
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", *SITE_TESTS], cwd=ROOT, env=env)
     return test.returncode
 

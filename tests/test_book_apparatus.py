@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def _tracked_files() -> list[Path]:
 
 def test_repository_url_is_written_once():
     """_config.yml holds the URL; elsewhere only the chapters' set-up cells, which the sync check derives from it."""
-    derived = {md for md in notebooks.chapters()} | {notebooks.paired(md) for md in notebooks.chapters()}
+    derived = {md for md in notebooks.chapters()} | {c for md in notebooks.chapters() for c in notebooks.copies(md).values()}
     holders = []
     for path in _tracked_files():
         try:
@@ -62,10 +63,33 @@ def test_edition_rejects_typos(monkeypatch):
         edition.edition()
 
 
-def test_only_the_exercises_chapter_holds_solutions():
-    """The student edition drops the Colab link of exactly the chapters whose notebooks hold solutions."""
-    holding = [md.stem for md in notebooks.chapters() if edition.has_solutions(md.read_text())]
-    assert holding == ["09_exercises"]
+EXERCISE = re.compile(r"^:::\{exercise\}\s*(?P<title>[^\n]*)\n:label:\s*(?P<label>\S+)", re.M)
+
+
+def test_chapters_2_to_8b_end_with_three_graded_exercises():
+    """Every chapter 2-8b ends with "## Exercises": at least three, marked by difficulty; every exercise with a
+    checker has a starter cell (grade.check) and a solution cell tagged `solution` that confirms it."""
+    from sclip_lib import grade
+
+    chapters = [md for md in notebooks.chapters() if "02_clip" <= md.stem < "09"]
+    assert [md.stem for md in chapters] == ["02_clip", "03_clip_fails", "04_csa", "05_implementation", "06_demo",
+                                            "07_evaluation", "08_family", "08b_after_sclip"]  # fmt: skip
+    used = set()
+    for md in chapters:
+        text = md.read_text()
+        headings = re.findall(r"^## (.+)$", text, re.M)
+        assert headings[-1] == "Exercises", f"{md.name}: the last section is {headings[-1]!r}, not Exercises"
+        section = text[text.index("\n## Exercises\n"):]
+        exercises = EXERCISE.findall(section)
+        assert len(exercises) >= 3, f"{md.name}: {len(exercises)} exercises"
+        for title, label in exercises:
+            assert re.match(r"^★{1,3} ", title), f"{md.name}: {label} is not marked by difficulty (★, ★★, ★★★)"
+            assert f":::{{solution}} {label}" in section, f"{md.name}: {label} has no solution"
+            if label in grade.CHECKERS:
+                used.add(label)
+                assert f'grade.check("{label}"' in section and f'grade.confirm("{label}"' in section, label
+        assert section.count(":tags: [solution") >= 3, f"{md.name}: solutions must be executed cells"
+    assert used == set(grade.CHECKERS), f"checkers no chapter uses: {set(grade.CHECKERS) - used}"
 
 
 def test_citation_file_and_its_bibtex():

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from sclip_lib.testing.browser import find_chromium, missing_message
+
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = find_chromium()  # $SCLIP_CHROMIUM, chromium/google-chrome on PATH, or Playwright's
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -65,8 +67,8 @@ def _check_mode_marks(page, chapter: str) -> None:
 def site():
     if not (HTML / "book" / "01_preface.html").exists():
         pytest.skip(f"no built book at {HTML}: run `make book` first")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (make book installs it when run as root)")
+    if CHROMIUM is None:
+        pytest.skip(missing_message() + " (make book installs Debian's when run as root)")
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     handler.log_message = lambda *a, **k: None
@@ -157,13 +159,15 @@ def test_apparatus_page(site, name):
 def test_chapter_opens_on_colab(site, chapter):
     """A badge under the title and the launch button both open the chapter's paired notebook on Colab."""
     with opened(site, chapter) as page:
-        badge = page.locator("article .sclip-colab-badge a")
+        badge = page.locator("article .sclip-colab-badge a:has(img)")
         assert badge.count() == 1, f"{chapter}: no Colab badge"
         href = badge.get_attribute("href")
         assert href.startswith("https://colab.research.google.com/github/") and href.endswith(f"/notebooks/{chapter}.ipynb")
+        student = page.locator("article .sclip-colab-badge a.sclip-colab-student").get_attribute("href")
+        assert student == href.replace("/notebooks/", "/notebooks/student/"), student
         assert page.locator("article .sclip-colab-badge img").evaluate("e => e.complete && e.naturalWidth > 0")
         launch = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
-        assert set(launch) == {href}, f"{chapter}: Colab links disagree: {launch}"
+        assert set(launch) == {href, student}, f"{chapter}: Colab links disagree: {launch}"
 
 
 def test_numbered_exercises_solutions_and_proposition(site):

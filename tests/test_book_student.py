@@ -1,7 +1,9 @@
 """The student edition (`make book-student`) holds no solution text; the full edition holds all of it.
 
 Runs after the builds (scripts/build_book.py calls it); skipped with a reason when a build is missing.
-The solution texts are read from the exercises' source, so the check follows the exercises as they change.
+The solution texts are read from the chapters' sources (every chapter's exercises, and chapter 9's), so the
+check follows the exercises as they change; the solutions' code cells (tagged `solution`) must be in the full edition
+and nowhere in the student edition.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "_build" / "html"
 STUDENT = ROOT / "_build" / "student" / "_build" / "html"
-SOURCE = ROOT / "book" / "09_exercises.md"
+SOURCES = sorted((ROOT / "book").glob("0*.md"))
 SOLUTION = re.compile(r"^:::\{solution\}[^\n]*\n(?::[^\n]*\n)*(.*?)^:::$", re.S | re.M)
 
 
 def solution_phrases() -> list[str]:
     """From each solution, its longest run of plain words: markup, maths and quotes change in HTML, words do not."""
     phrases = []
-    for body in SOLUTION.findall(SOURCE.read_text(encoding="utf-8")):
+    bodies = [b for source in SOURCES for b in SOLUTION.findall(source.read_text(encoding="utf-8"))]
+    for body in bodies:
         prose = re.sub(r"```.*?```", " ", body, flags=re.S)  # code blocks are highlighted token by token
         runs = [r.strip(" ,.;:") for line in prose.splitlines() for r in re.split(r"[^A-Za-z0-9 ,.;:]", line)]
         phrases.append(max(runs, key=lambda r: len(r.split())))
@@ -38,14 +41,15 @@ def _site_text(root: Path) -> str:
 
 def test_every_solution_has_a_phrase_to_look_for():
     phrases = solution_phrases()
-    assert len(phrases) == 7 and all(len(p.split()) >= 5 for p in phrases), phrases
+    assert len(phrases) >= 7 + 3 * 8 and all(len(p.split()) >= 5 for p in phrases), phrases
 
 
 def test_full_edition_has_every_solution():
     if not (FULL / "book" / "09_exercises.html").exists():
         pytest.skip("no full build: run `make book`")
-    text = (FULL / "book" / "09_exercises.html").read_text(encoding="utf-8")
+    text = "\n".join((FULL / "book" / f"{s.stem}.html").read_text(encoding="utf-8") for s in SOURCES)
     missing = [p for p in solution_phrases() if p not in text]
+    assert text.count('tag_solution') >= 8, "the solutions' code cells are missing from the full edition"
     assert not missing, f"solution text not found in the full edition (the phrase extraction is broken): {missing}"
 
 
@@ -59,7 +63,9 @@ def test_student_edition_has_no_solution_text():
     leaked = [p for p in solution_phrases() if p in everything]
     assert not leaked, f"solution text in the student edition: {leaked}"
     assert "STUDENT EDITION" in page
-    assert "colab.research.google.com" not in page, "the exercises' notebook holds the solutions: no Colab link"
+    assert 'tag_solution' not in everything, "a solution's code cell is in the student edition"
+    colab = re.findall(r'href="(https://colab\.research\.google\.com[^"]*)"', everything)
+    assert colab and all("/notebooks/student/" in url for url in colab), "the student edition links a copy with solutions"
 
 
 def test_student_edition_leaves_out_the_instructor_only_notes():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import sclip_lib as sl
+from sclip_lib.encoder import resize_positional_embedding
 
 
 @pytest.mark.parametrize("backbone", ["vit_b16", "vit_b32"])
@@ -139,6 +140,61 @@ def test_positional_embedding_follows_the_authors_scale_factor_rule(vit_b16, gri
     a = sl.DenseEncoder(vit_b16, "sclip").positional_embedding(grid, torch.float32)
     b = sl.DenseEncoder(vit_b16, "sclip", pos_resize="size").positional_embedding(grid, torch.float32)
     assert not torch.allclose(a, b, atol=1e-4)  # the two rules really differ on these grids
+
+
+def ramp(rows: int, cols: int, dtype=torch.float64) -> torch.Tensor:
+    """``(1, 2, rows, cols)``: channel 0 holds each entry's row index, channel 1 its column index."""
+    r, c = torch.meshgrid(torch.arange(rows, dtype=dtype), torch.arange(cols, dtype=dtype), indexing="ij")
+    return torch.stack([r, c])[None]
+
+
+def ramp_resized(G: int, grid: tuple[int, int], scales: tuple[float, float]) -> torch.Tensor:
+    """``(2, g0, g1)``: the G x G ramp bicubically resampled with ``scales`` per axis, from the formulas.
+
+    Channel 0 varies only along rows: each output row i holds the Keys-kernel blend of the row indices
+    around the source coordinate (i + 0.5) / scale - 0.5 (the index itself where the four taps lie inside
+    the axis and the coordinate is a whole or half number). Channel 1 likewise along columns.
+    """
+    index = torch.arange(G, dtype=torch.float64)
+    along_rows, along_cols = (cubic_resample_matrix(G, g, s) @ index for g, s in zip(grid, scales))
+    return torch.stack([along_rows[:, None].expand(grid), along_cols[None, :].expand(grid)])
+
+
+# ViT-B/16's 14x14 grid to a square 28x28 (a 448 window) and a non-square 21x30 (a 336x480 window)
+@pytest.mark.parametrize("grid", [(28, 28), (21, 30)], ids=["square", "non-square"])
+def test_positional_embedding_resize_samples_where_the_authors_rule_does(grid):
+    """Known answer for the authors' rule: bicubic with ``scale_factor=(g + 0.1) / G`` per axis, on a ramp.
+
+    The rule samples the G-axis at (i + 0.5) * G / (g + 0.1) - 0.5; an explicit-size resize (MaskCLIP's)
+    at (i + 0.5) * G / g - 0.5. On the ramp e[r, c] = (r, c) the two differ by up to 0.05 of a patch
+    here (on random weights the difference is within 5e-4), so the check below cannot pass for the
+    wrong rule.
+    """
+    G = 14
+    out = resize_positional_embedding(ramp(G, G), grid)
+    assert tuple(out.shape) == (1, 2, *grid)
+    expected = ramp_resized(G, grid, tuple((g + 0.1) / G for g in grid))
+    torch.testing.assert_close(out[0], expected, atol=1e-9, rtol=0)
+    # the same check fails for an explicit-size resize, and the expected values tell them apart
+    sized = resize_positional_embedding(ramp(G, G), grid, rule="size")
+    torch.testing.assert_close(sized[0], ramp_resized(G, grid, tuple(g / G for g in grid)), atol=1e-9, rtol=0)
+    for axis in (0, 1):
+        assert (sized[0, axis] - expected[axis]).abs().max() > 0.02
+
+
+@pytest.mark.parametrize("grid", [(20, 20), (12, 27)], ids=["square", "non-square"])
+def test_encoder_positional_embedding_is_the_ramp_resized_by_the_rule(grid):
+    """The same known answer through DenseEncoder: the CLS entry is kept and the resized patches are
+    flattened row-major (a transposed or explicit-size resize fails the non-square grid)."""
+    model = tiny_clip()  # native grid 8x8
+    pos = model.visual.positional_embedding
+    G = 8
+    with torch.no_grad():
+        pos[1:, :2] = ramp(G, G, pos.dtype)[0].permute(1, 2, 0).reshape(G * G, 2)
+    new = sl.DenseEncoder(model, "sclip").positional_embedding(grid, torch.float32)
+    torch.testing.assert_close(new[0], pos[0])
+    field = new[1:, :2].reshape(*grid, 2).permute(2, 0, 1).double()
+    torch.testing.assert_close(field, ramp_resized(G, grid, tuple((g + 0.1) / G for g in grid)), atol=1e-5, rtol=0)
 
 
 def test_unknown_positional_resize_rule(vit_b16):

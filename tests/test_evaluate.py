@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -48,7 +49,8 @@ def test_end_to_end_voc21_untrained(vit_b16, voc_copy, tmp_path):
     assert r.protocol is None and (r.paper_miou, r.released_miou) == (None, None)
 
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["voc21_sclip_ViT-B-16-untrained_limit2.csv", "voc21_sclip_ViT-B-16-untrained_limit2.json"]
+    assert files == [f"{r.stem()}.csv", f"{r.stem()}.json"]  # the hash: of every setting, the data, the model
+    assert re.fullmatch(r"voc21_sclip_ViT-B-16-untrained_limit2_[0-9a-f]{8}", r.stem())
     raw = strict_json(out / files[1])
     assert raw["untrained"] is True and raw["warning"].startswith("SMOKE") and raw["num_classes"] == 21
     back = EvalResult.load(out / files[1])
@@ -99,7 +101,8 @@ def test_failure_mid_run_writes_no_result_but_keeps_the_progress(vit_b16, tmp_pa
     out = tmp_path / "results"
     with pytest.raises(LabelError, match="99") as info:
         sl.evaluate("sclip", "voc21", model=vit_b16, source=source, out=out, progress=False, workers=0, **FAST)
-    assert [p.name for p in out.iterdir()] == ["voc21_sclip_ViT-B-16-untrained.partial.json"]  # no results file
+    assert [re.sub("_[0-9a-f]{8}[.]", "_HASH.", p.name) for p in out.iterdir()] == [
+        "voc21_sclip_ViT-B-16-untrained_HASH.partial.json"]  # no results file
     assert "progress of 3 images saved" in info.value.__notes__[0] and "skip_bad" in info.value.__notes__[0]
 
 
@@ -153,7 +156,7 @@ def test_cli_evaluates_and_writes_the_tables(vit_b16, voc_copy, tmp_path, monkey
     assert "59.1" not in printed.out  # one template is not SCLIP's protocol: no published number beside it
     assert "SMOKE" in printed.err
     names = sorted(p.name for p in out.iterdir())
-    assert "summary.csv" in names and "voc20_sclip_ViT-B-16-untrained_limit1.json" in names
+    assert "summary.csv" in names and any(re.fullmatch(r"voc20_sclip_ViT-B-16-untrained_limit1_[0-9a-f]{8}\.json", n) for n in names)
     assert len(names) == 5
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("benchmark,") and [s.split(",")[0] for s in summary[1:]] == ["VOC21", "VOC20"]

@@ -155,9 +155,11 @@ def test_every_chapter_stays_within_the_budget(vit_b16, chelsea):
 
 def test_inline_explorers_in_chromium(small_data, tmp_path):
     """The notebook form (data inlined, opened from a file, no server): the script's numbers equal numpy's."""
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip(f"{chromium} missing: apt-get install chromium (make book installs it when run as root)")
+    from sclip_lib.testing.browser import find_chromium, missing_message
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip(missing_message())
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     m = small_data.manifest
     grid, layers = m["grid"], m["layers"]

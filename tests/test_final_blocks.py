@@ -273,8 +273,8 @@ def test_evaluate_passes_final_blocks_into_the_results_file(vit_b32, tmp_path):
     r = sl.evaluate("sclip", "voc21", model=vit_b32, source=source, limit=1, out=tmp_path / "res", progress=False,
                     templates=ONE_TEMPLATE, short_side=224, final_blocks=2)  # fmt: skip
     assert r.settings["final_blocks"] == 2
-    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [
-        "voc21_sclip_ViT-B-32-untrained_final2_limit1.csv", "voc21_sclip_ViT-B-32-untrained_final2_limit1.json"]
+    stem = f"voc21_sclip_ViT-B-32-untrained_final2_limit1_{r.settings_hash}"  # the settings hash ends every name
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [f"{stem}.csv", f"{stem}.json"]
 
 
 def test_cli_final_blocks(tmp_path, capsys):

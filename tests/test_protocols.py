@@ -7,11 +7,13 @@ the library, so a changed protocol fails a test.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
 import sclip_lib as sl
 from sclip_lib.benchmarks import PROTOCOLS, UnknownProtocolError, get_protocol
+from sclip_lib.benchmarks.protocols import DIFFERENCES
 from sclip_lib.evaluate import EvalResult, summary_rows
 
 ALL = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
@@ -154,8 +156,8 @@ def test_summary_rows_name_the_protocol_and_leave_other_protocols_blank():
     assert (rows[0]["paper"], rows[0]["released code"]) == (58.9, 64.07)
     assert rows[1]["paper"] is None and rows[2]["paper"] is None
     # results files of the same method under two protocols do not overwrite each other
-    assert result("voc21", "naclip", "naclip", None, None).stem() == "voc21_naclip_unknown_naclip"
-    assert result("voc21", "naclip", "sclip", None, None).stem() == "voc21_naclip_unknown"
+    assert re.fullmatch(r"voc21_naclip_unknown_naclip_[0-9a-f]{8}", result("voc21", "naclip", "naclip", None, None).stem())
+    assert re.fullmatch(r"voc21_naclip_unknown_[0-9a-f]{8}", result("voc21", "naclip", "sclip", None, None).stem())
 
 
 def test_released_numbers_are_the_authors_readmes():
@@ -165,3 +167,60 @@ def test_released_numbers_are_the_authors_readmes():
     naclip = get_protocol("naclip").released
     assert [naclip[b].miou for b in ALL] == [64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05]
     assert math.isclose(sum(naclip[b].miou for b in ALL) / 8, 42.46, abs_tol=0.01)  # the README's average
+
+
+# -- what still differs from the authors' code ---------------------------------------------------------
+def test_readme_lists_exactly_the_protocols_differences():
+    """The README's "what still differs" lists are generated from DIFFERENCES, as every protocol's
+    ``differences`` is, so the two cannot drift apart."""
+    from scripts import readme_differences
+
+    _, body, _ = readme_differences.split(readme_differences.README.read_text(encoding="utf-8"))
+    assert body == readme_differences.generated(), "run `python scripts/readme_differences.py`"
+    flat = " ".join(body.split())
+    for proto in PROTOCOLS.values():
+        assert proto.differences and all(" ".join(d.split()) in flat for d in proto.differences), proto.name
+        assert f"`{proto.repository}` at `{proto.commit[:7]}`" in flat
+
+
+def test_readme_without_the_markers_is_a_clear_error():
+    from scripts import readme_differences
+
+    with pytest.raises(SystemExit, match="README.md must hold the lines"):
+        readme_differences.split("## Faithfulness\n\nno markers here\n")
+    with pytest.raises(SystemExit, match="in that order"):
+        readme_differences.split(f"{readme_differences.END}\n{readme_differences.BEGIN}\n")
+
+
+def test_each_protocol_holds_the_differences_that_name_it_and_cites_a_commit():
+    for names, text in DIFFERENCES:
+        assert names and set(names) <= set(PROTOCOLS) and text.strip(), text
+    for name, proto in PROTOCOLS.items():
+        assert proto.differences == tuple(text for names, text in DIFFERENCES if name in names), name
+        assert re.fullmatch(r"[0-9a-f]{40}", proto.commit), name
+        assert proto.source.startswith(proto.repository + " ") and proto.repository.count("/") == 1
+
+
+def test_the_coco_object_bed_change_is_listed_wherever_the_project_file_is_used():
+    """The project's COCO-Object background drops "bed" (test_benchmark_registry): every protocol that
+    scores COCO-Object with that file says so (SCLIP, NACLIP, ResCLIP); ClearCLIP has its own file."""
+    bench = sl.BENCHMARKS["coco_object"]
+    for name, proto in PROTOCOLS.items():
+        uses_project_file = proto.covers("coco_object") and proto.class_file(bench) == get_protocol("sclip").class_file(bench)
+        assert any('"bed"' in d for d in proto.differences) == uses_project_file, name
+    assert {n for n, p in PROTOCOLS.items() if any('"bed"' in d for d in p.differences)} == {"sclip", "naclip", "resclip"}
+
+
+@pytest.mark.parametrize("name,phrase", [
+    ("naclip", "renormalise the class probabilities"), ("resclip", "renormalise the class probabilities"),
+    ("resclip", "casts SFR's affinity to fp16 in every precision"), ("naclip", "Gaussian neighbourhood bias"),
+    ("clearclip", "its own copy of open_clip"), ("maskclip", "mmcv port of the OpenAI weights in fp32"),
+])  # fmt: skip
+def test_differences_read_from_the_authors_code_are_listed(name, phrase):
+    assert any(phrase in d for d in get_protocol(name).differences)
+
+
+def test_only_the_repositories_that_cast_weights_to_fp16_list_it():
+    # MaskCLIP runs in fp32 (no fp16 key in its configs); the other four convert the weights to fp16
+    cast = {n for n, p in PROTOCOLS.items() if any(d.startswith("fp16 on CUDA is autocast") for d in p.differences)}
+    assert cast == {"sclip", "clearclip", "naclip", "resclip"}

@@ -18,7 +18,19 @@ from sclip_lib.evaluate import EvalResult, summary_rows, write_summary
 from tests.test_benchmark_loading import generated_voc, hub_copy, save
 from tests.test_evaluate import FAST, cli
 
-PARTIAL = "voc21_sclip_ViT-B-16-untrained.partial.json"
+STEM = "voc21_sclip_ViT-B-16-untrained"  # + "_<hash of the settings, data and model>"
+
+
+def partial(out):
+    """The one progress file in ``out``."""
+    (path,) = out.glob(f"{STEM}_*.partial.json")
+    return path
+
+
+def finished(out):
+    """The one result JSON in ``out``."""
+    (path,) = (p for p in out.glob(f"{STEM}_*.json") if not p.name.endswith(".partial.json"))
+    return path
 
 
 @pytest.fixture
@@ -71,7 +83,7 @@ def test_killed_run_resumes_to_the_identical_miou(vit_b16, voc5, tmp_path, monke
     def dies_at_the_third_image(self, image):
         calls.append(1)
         if len(calls) == 3:
-            saved = json.loads((out / PARTIAL).read_text())
+            saved = json.loads(partial(out).read_text())
             assert saved["images"] == 2  # already on disk: a SIGKILL here would keep images 1-2
             raise KeyboardInterrupt
         return predict(self, image)
@@ -80,7 +92,7 @@ def test_killed_run_resumes_to_the_identical_miou(vit_b16, voc5, tmp_path, monke
     with pytest.raises(KeyboardInterrupt) as info:
         run(vit_b16, voc5, out, save_every=1)
     assert "resume" in info.value.__notes__[0]
-    assert [p.name for p in out.iterdir()] == [PARTIAL]
+    assert [p.name for p in out.iterdir()] == [partial(out).name]
 
     monkeypatch.setattr(sl.Segmenter, "predict", predict)
     with pytest.raises(ValueError, match="resume=True"):  # a fresh run would throw the progress away
@@ -92,25 +104,27 @@ def test_killed_run_resumes_to_the_identical_miou(vit_b16, voc5, tmp_path, monke
     assert (resumed.miou, resumed.num_images, resumed.num_pixels) == (full.miou, 5, full.num_pixels)
     assert json.dumps(resumed.iou) == json.dumps(full.iou)
     assert resumed.per_image == full.per_image and resumed.interval == full.interval  # the sums survive a resume
-    assert not (out / PARTIAL).exists() and (out / PARTIAL.replace(".partial", "")).exists()
+    assert not list(out.glob("*.partial.json")) and finished(out).exists()
 
 
 def test_resume_refuses_other_settings(vit_b16, voc5, tmp_path, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setattr(sl.Segmenter, "predict", lambda self, image: (_ for _ in ()).throw(KeyboardInterrupt))
-    (out / PARTIAL).parent.mkdir()
-    (out / PARTIAL).write_text(json.dumps({"format": 1, "key": {"settings": "other"}}))
+    out.mkdir()
+    (out / f"{STEM}_0badc0de.partial.json").write_text(json.dumps({"format": 1, "key": {"settings": "other"}}))
     with pytest.raises(ValueError, match="other settings"):
         run(vit_b16, voc5, out, resume=True)
 
 
-def voc_layout_with_bad_rows(root, rng):
-    """Rows 1-2 fine, row 3 a corrupt JPEG, row 4 a mask with label 99, row 5 fine."""
-    ids = [f"2007_00000{i}" for i in range(1, 6)]
+def voc_layout_with_bad_rows(root, rng, *, rows=5, bad_image=2, bad_mask=3, bad_value=99):
+    """``rows`` rows (default: rows 1-2 fine, row 3 a corrupt JPEG, row 4 a mask with label 99, row 5 fine);
+    ``bad_image`` and ``bad_mask`` are 0-based row indices."""
+    ids = [f"2007_00000{i}" for i in range(1, rows + 1)]
     for i, n in enumerate(ids):
         save(root / "JPEGImages" / f"{n}.jpg", Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
-        save(root / "SegmentationClass" / f"{n}.png", Image.fromarray(np.full((32, 32), 99 if i == 3 else i + 1, np.uint8)))
-    (root / "JPEGImages" / f"{ids[2]}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+        label = bad_value if i == bad_mask else i + 1
+        save(root / "SegmentationClass" / f"{n}.png", Image.fromarray(np.full((32, 32), label, np.uint8)))
+    (root / "JPEGImages" / f"{ids[bad_image]}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (root / "ImageSets" / "Segmentation").mkdir(parents=True)
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
     return ids
@@ -122,14 +136,14 @@ def test_skip_bad_records_and_skips_bad_samples(vit_b16, tmp_path):
     with pytest.raises(OSError, match="cannot identify image") as info:  # off by default: the bad row stops the run
         run(vit_b16, tmp_path / "voc", out)
     assert "skip_bad=True (--skip-bad)" in info.value.__notes__[0]
-    assert json.loads((out / PARTIAL).read_text())["images"] == 2
-    (out / PARTIAL).unlink()
+    assert json.loads(partial(out).read_text())["images"] == 2
+    partial(out).unlink()
     r = run(vit_b16, tmp_path / "voc", out, skip_bad=True)
     assert r.num_images == 3 and [s["name"] for s in r.skipped] == [ids[2], ids[3]]
     assert "UnidentifiedImageError" in r.skipped[0]["error"] and "99" in r.skipped[1]["error"]
-    saved = json.loads((out / PARTIAL.replace(".partial", "")).read_text())
+    saved = json.loads(finished(out).read_text())
     assert [s["name"] for s in saved["skipped"]] == [ids[2], ids[3]]
-    assert EvalResult.load(out / PARTIAL.replace(".partial", "")).skipped == r.skipped
+    assert EvalResult.load(finished(out)).skipped == r.skipped
     assert "2 skipped" in summary_rows([r])[0]["note"]
 
 
@@ -187,7 +201,7 @@ def test_sigterm_saves_progress_and_exits_130(vit_b16, voc5, tmp_path, monkeypat
     assert signal.getsignal(signal.SIGTERM) == before  # restored
     err = capsys.readouterr().err
     assert "error: interrupted" in err and "--resume" in err and "Traceback" not in err
-    assert json.loads((out / PARTIAL).read_text())["images"] >= 1
+    assert json.loads(partial(out).read_text())["images"] >= 1
     monkeypatch.setattr(sl.Segmenter, "predict", quick_predict)
     assert main([*argv, "--resume"]) == 0
-    assert EvalResult.load(out / PARTIAL.replace(".partial", "")).num_images == 5
+    assert EvalResult.load(finished(out)).num_images == 5

@@ -1,8 +1,9 @@
 """Sphinx extension: the student edition. ``SCLIP_BOOK_EDITION=student`` removes every solution.
 
 sphinx-exercise's ``hide_solutions`` drops each ``solution`` block when the page is read, so no solution text
-reaches the pages, the search index or the PDF. The tag ``student`` lets pages leave out other instructor-only
-material: any block with the class ``instructor-only`` is removed too. Every page then says which edition it is.
+reaches the pages, the search index or the PDF. A solution's code is a code cell tagged ``solution`` (executed by
+every build, so a broken solution fails it): its cell is removed too, output included. Any block with the class
+``instructor-only`` is removed as well. Every page then says which edition it is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from docutils import nodes
 
 EDITION_ENV = "SCLIP_BOOK_EDITION"
 EDITIONS = ("full", "student")
+SOLUTION_CELL = "tag_solution"  # myst-nb's class for a code cell tagged `solution`
 
 
 def edition() -> str:
@@ -20,11 +22,6 @@ def edition() -> str:
     if value not in EDITIONS:
         raise ValueError(f"{EDITION_ENV}={value!r}: use 'full' (solutions included) or 'student' (no solutions)")
     return value
-
-
-def has_solutions(source: str) -> bool:
-    """Whether a page's source holds a solution block (its Colab copy then holds the solutions too)."""
-    return "{solution}" in source
 
 
 def _configure(app, config):
@@ -43,7 +40,8 @@ def _remove_instructor_only(app, doctree):
     if not app.config.hide_solutions:
         return
     for node in list(doctree.findall(nodes.Element)):
-        if "instructor-only" in node.get("classes", []) and node.parent is not None:
+        classes = node.get("classes", [])
+        if ("instructor-only" in classes or SOLUTION_CELL in classes) and node.parent is not None:
             node.parent.remove(node)
 
 

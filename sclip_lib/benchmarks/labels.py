@@ -67,14 +67,14 @@ class LabelMap:
         lo, hi = (int(mask.min()), int(mask.max())) if mask.size else (0, 0)
         if lo < 0 or hi > 255:
             raise LabelError(
-                f"{where}: mask values {lo}..{hi} lie outside 0..255; {self.name} expects {self._expected()}"
+                f"{where}: mask values {lo}..{hi} lie outside 0..255; this benchmark expects {self._expected()}"
             )
         out = self.lut[mask.astype(np.uint8, copy=False)]
         if (out == _INVALID).any():
             bad = np.unique(mask[out == _INVALID]).tolist()
             raise LabelError(
-                f"{where}: mask holds values {bad[:12]}{' ...' if len(bad) > 12 else ''} that {self.name} "
-                f"never holds; it expects {self._expected()}. Is this the right source for the benchmark?"
+                f"{where}: mask holds values {bad[:12]}{' ...' if len(bad) > 12 else ''} that this benchmark's "
+                f"masks never hold; it expects {self._expected()}. Is this the right source for the benchmark?"
             )
         return out.astype(np.uint8)
 

@@ -136,13 +136,15 @@ class BenchmarkData:
 
     __iter__ = samples
 
-    def check(self, rows: int = CHECK_ROWS) -> None:
-        """Decode the first rows: fail now, clearly, if the source is empty or holds the wrong masks."""
+    def check(self, rows: int = CHECK_ROWS, *, skip_bad: bool = False) -> None:
+        """Decode the first rows: fail now, clearly, if the source is empty or holds the wrong masks.
+
+        With ``skip_bad`` a bad row among them is left to the run, which skips it like any other."""
         first = list(itertools.islice(self.rows(), rows))
         if not first:
             raise BenchmarkSourceError(f"{self.benchmark.name}: the source {self.source} holds no images")
         for row in first:
-            self.decode(row)
+            (self._decode_or_bad if skip_bad else self.decode)(row)
 
     def __repr__(self) -> str:
         return f"BenchmarkData({self.benchmark.name!r}, images={len(self)}, source={self.source})"

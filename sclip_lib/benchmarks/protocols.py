@@ -16,13 +16,16 @@ Sources (read from the authors' repositories; file paths are given with each val
   ``configs/_base_/datasets/*.py``, ``configs/_base_/models/maskclip_vit16.py`` and
   ``tools/maskclip_utils/prompt_engineering.py``.
 
-What each protocol still does differently from its authors' code is listed in ``Protocol.differences``
-(and in the README's "Faithfulness" section).
+Each protocol names the commit of its authors' repository its values were read at (``Protocol.commit``).
+What each protocol still does differently from that code is written once, in :data:`DIFFERENCES`: each
+protocol's ``differences`` and the README's "Faithfulness" lists (:func:`differences_markdown`, written by
+``scripts/readme_differences.py`` and checked by ``tests/test_protocols.py``) are both made from it.
 """
 
 from __future__ import annotations
 
 import difflib
+import textwrap
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
@@ -31,7 +34,8 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from ..attention import AttentionVariant, get_attention
 from ..segmenter import Settings
 
-__all__ = ["Protocol", "Published", "PROTOCOLS", "get_protocol", "UnknownProtocolError", "MASKCLIP_TEMPLATES"]
+__all__ = ["Protocol", "Published", "PROTOCOLS", "get_protocol", "UnknownProtocolError", "MASKCLIP_TEMPLATES",
+           "DIFFERENCES", "differences_markdown"]
 
 # MaskCLIP's 85 prompt templates (tools/maskclip_utils/prompt_engineering.py, ``prompt_templates``): the
 # 80 OpenAI ImageNet templates plus five scene templates, which are added here.
@@ -74,19 +78,25 @@ class Protocol:
     name: str
     method: str  # the attention variant whose paper defines the protocol
     title: str
-    source: str
+    source: str  # "owner/repository files..."
     settings: Mapping[str, Settings | None]
     class_files: Mapping[str, str] = field(default_factory=dict)
     templates: tuple | None = None  # None: the 80 OpenAI ImageNet templates
     precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
     published: Mapping[str, Published] = field(default_factory=dict)
     released: Mapping[str, Published] = field(default_factory=dict)  # authors' README, released code
-    differences: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()  # from DIFFERENCES, true of the authors' code at ``commit``
+    commit: str = ""  # the commit of the authors' repository the values and differences were read at
     # benchmark -> modifier -> keyword arguments, for protocols of plug-ins with per-benchmark weights
     # (ResCLIP: {"rcs": {"weights": ...}, "sfr": {"weights": ..., "temp_thd": ...}})
     modifiers: Mapping[str, Mapping[str, Mapping]] = field(default_factory=dict)
     # published numbers of further methods under this same protocol: method -> benchmark -> number
     also_published: Mapping[str, Mapping[str, Published]] = field(default_factory=dict)
+
+    @property
+    def repository(self) -> str:
+        """The authors' GitHub repository, ``owner/name``."""
+        return self.source.split()[0]
 
     @property
     def benchmarks(self) -> tuple[str, ...]:
@@ -154,6 +164,105 @@ def _numbers(values, source: str, verified: bool, names=ALL, pamr: bool | None =
 SCLIP_PAPER_SOURCE = "SCLIP paper (ECCV 2024), per the project's reference (SCLIP.md section 5); table not checked here"
 SCLIP_README_SOURCE = "wangf3014/SCLIP README, 'Results' (released code)"
 
+# Where this project still differs from the authors' code, each written once: (the protocols it is true
+# of, one README bullet in Markdown). Every sentence is about the authors' code at the protocol's commit.
+_EVERY = ("sclip", "clearclip", "naclip", "maskclip", "resclip")
+_FP16_WEIGHTS = ("sclip", "clearclip", "naclip", "resclip")  # the repositories that cast weights to fp16
+_SCLIP_CODE = ("sclip", "naclip", "resclip")  # SCLIP and the two built on its code (clip/, pamr.py, class files)
+DIFFERENCES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (_EVERY,
+     "Images are resized as float tensors (PyTorch bilinear, no antialias); the authors' pipelines "
+     "resize the uint8 image with OpenCV's `INTER_LINEAR` (mmcv's `Resize`)."),
+    (_EVERY,
+     "Text embeddings come from the installed open_clip's tokenizer and text tower (fp16 autocast on "
+     "CUDA), the prompts of several names encoded together and, where the text tower allows it, cut "
+     "after the longest prompt of each batch (its causal mask makes the cut padding irrelevant). SCLIP, "
+     "NACLIP and ResCLIP encode them with their copy of OpenAI's `clip` package (`clip/`: "
+     "`clip.tokenize`, `encode_text`, one name's 80 prompts at a time); ClearCLIP with its own copy of "
+     "open_clip (`open_clip/`: `tokenizer.tokenize`, `create_model('ViT-B/16', pretrained='openai', "
+     "precision='fp16')`); MaskCLIP precomputed them with OpenAI's `clip` package "
+     "(`tools/maskclip_utils/prompt_engineering.py`) and loads the saved files. Their text towers run "
+     "with the weights cast to fp16 on CUDA."),
+    (_EVERY,
+     "The positional embedding is resized whenever the patch grid differs from the model's; the authors' "
+     "code resizes it only when the token count differs (`if x.shape[1] != "
+     "self.positional_embedding.shape[0]`; MaskCLIP: `if x_len != pos_len`), so a non-square grid with "
+     "the native count, e.g. 7x28 patches, would keep the unresized embedding there. The rule itself is "
+     "the authors' (bicubic, `scale_factor=(g+0.1)/G`, `interpolate_pos_encoding`; MaskCLIP: an explicit "
+     "size, `resize_pos_embed`), and, as there, the embedding stays fp32, is resized in fp32 and only "
+     "then cast to the activations' dtype."),
+    (_FP16_WEIGHTS,
+     "fp16 on CUDA is autocast over fp32 weights: matmuls run in fp16, the last block's attention "
+     "softmax and the patch-text logits in fp32. The authors convert the weights to fp16 "
+     "(`convert_weights` in `clip/model.py`; ClearCLIP: `create_model(..., precision='fp16')`), so their "
+     "activations, attention and patch-text logits are fp16 (their LayerNorm computes in fp32). SCLIP, "
+     "NACLIP and ResCLIP merge the windows into an fp32 canvas, as here."),
+    (_SCLIP_CODE,
+     "COCO-Object: the authors' class file (`configs/cls_coco_object.txt`, the same in SCLIP, NACLIP and "
+     "ResCLIP) lists \"bed\" both among the background words and as class 60; with that duplicate the "
+     "argmax tie always goes to background, so class \"bed\" can never win. The project's list drops \"bed\" "
+     "from the background words (`sclip_lib/benchmarks/registry.py`)."),
+    (_SCLIP_CODE,
+     "PAMR is the project's own code of the formulation in the authors' `pamr.py` (the local deviation "
+     "over the 3x3 windows of all dilations together, the CLIP-normalised resized image upsampled as its "
+     "guide; on the final logits, its output cast to fp16 before the softmax under fp16). It is off in "
+     "the SCLIP protocol (as in SCLIP's configs), on in the NACLIP protocol (`pamr_steps=10`, NACLIP's "
+     "default) and in ResCLIP's first pass. Where PAMR raises a `RuntimeError` (e.g. out of memory), "
+     "NACLIP and ResCLIP's first pass go on without it; here it always runs. `pamr_image=\"original\"` "
+     "(the original image, this project's earlier behaviour) is an option, not the default."),
+    (('naclip', 'resclip'),
+     "NACLIP and ResCLIP renormalise the class probabilities they store after the synonym max "
+     "(`seg_probs /= seg_probs.sum(0, keepdim=True)`, after the argmax and `prob_thd`, so labels are "
+     "unaffected); `Segmenter.probabilities()` here is not renormalised."),
+    (('clearclip',),
+     "Windows whose side is not a multiple of the patch size are zero-padded (centred) there and cropped "
+     "after; here the patch conv drops the trailing pixels and the logits are stretched over the window. "
+     "This only happens where a resized image side is shorter than the 448 crop."),
+    (('clearclip',),
+     "ClearCLIP also casts its input to half (`inputs.half()` in `predict`), so under fp16 it merges the "
+     "windows in an fp16 canvas; here the canvas is fp32."),
+    (('clearclip',),
+     "Class names are split on \", \" here and on \",\" there (the same names after CLIP's whitespace "
+     "cleaning)."),
+    (('clearclip',),
+     "The repository's `configs/base_config.py` ships `model_type='vanilla'`; the protocol runs the "
+     "method the paper describes (`model_type='ClearCLIP'`: q-q attention, no residual, no FFN)."),
+    (('naclip',),
+     "NACLIP adds its Gaussian neighbourhood bias in the activations' dtype (fp16 under fp16: `addition "
+     "... .to(x.dtype)`); here the bias is fp32."),
+    (('maskclip',),
+     "`maskclip` is MaskCLIP's own last block (identity attention, residual and FFN kept around the "
+     "value path: `v = out_proj(v_proj(ln_1(x))) + x`, then `v + ffn(ln_2(v))`). ClearCLIP's "
+     "residual-free re-implementation is `maskclip_no_residual`."),
+    (('maskclip',),
+     "MaskCLIP runs an mmcv port of the OpenAI weights in fp32 whose config "
+     "(`configs/_base_/models/maskclip_vit16.py`) uses exact GELU and LayerNorm eps 1e-6, where the "
+     "weights were trained with QuickGELU and eps 1e-5; here open_clip's model with its own activations "
+     "(fp16 autocast on CUDA)."),
+    (('maskclip',),
+     "The protocol covers the benchmarks MaskCLIP evaluated with ViT-B/16 (VOC20, Context59, COCO-Stuff, "
+     "Cityscapes); key smoothing and prompt denoising (off in those configs) are not implemented."),
+    (('resclip',),
+     "`use_rcs` / `use_sfr` are honoured here; the authors' `resclip_segmentor.py` stores them as "
+     "one-element tuples (`self.use_rcs=use_rcs,`), which are always true, so their code runs both "
+     "modules whatever the flags say. The one-module rows of the book's ablation have no counterpart "
+     "there."),
+    (('resclip',),
+     "ResCLIP casts SFR's affinity to fp16 in every precision (`attn_sfr = attn_sfr.to(torch.float16)` "
+     "in `custom_attn`, `clip/model.py`) before blending it into the logits; here it stays fp32."),
+    (('resclip',),
+     "SFR's first pass refines each window's logits with the project's PAMR (the authors' formulation, "
+     "as above) and runs in fp32 after the encoder; under fp16 ResCLIP's `create_logit_temp` computes "
+     "its patch logits and their softmax in fp16 (PAMR in between in fp32) and `create_patch_matrix` "
+     "applies `temp_thd` to those fp16 probabilities. On a GPU the windows of an image go through the "
+     "first pass together (in chunks of bounded memory), on a CPU one by one (same result)."),
+)  # fmt: skip
+
+
+def _differences_of(protocol: str) -> tuple[str, ...]:
+    return tuple(text for names, text in DIFFERENCES if protocol in names)
+
+
 # The paper-table numbers below come from the project's reference (SCLIP.md section 5), which names no
 # table; they could not be checked against the papers' text here and are marked verified=False.
 # README numbers were read from the authors' repositories and are verified.
@@ -163,12 +272,8 @@ _SCLIP = Protocol(
     title="SCLIP protocol",
     source="wangf3014/SCLIP configs/cfg_*.py, clip_segmentor.py",
     settings={name: None for name in ALL},  # the registry's own settings and numbers (registry.py)
-    differences=(
-        "image resizing in float with PyTorch bilinear (the authors: OpenCV INTER_LINEAR on uint8)",
-        "COCO-Object: 'bed' dropped from the background words (the authors' file lists it twice, so class "
-        "'bed' could never win)",
-        "fp16 by autocast over fp32 weights (the authors cast the weights to fp16; the merge canvas is fp32 in both)",
-    ),
+    differences=_differences_of("sclip"),
+    commit="b56bd3014b9e8a3ee3450bcfc53700a67d627b7a",
 )
 
 # ClearCLIP: clearclip_segmentor.py defaults slide_crop=448, slide_stride=224, logit_scale=50; every
@@ -188,15 +293,8 @@ _CLEARCLIP = Protocol(
     precision="fp16",  # create_model(..., precision='fp16') and inputs.half() (on CUDA; fp32 on a CPU)
     published=_numbers([51.8, 32.6, 33.0, 80.9, 35.9, 23.9, 30.0, 16.7], "ClearCLIP paper (ECCV 2024), "
                        "per the project's reference; table not checked here", verified=False),
-    differences=(
-        "fp16 by autocast over fp32 weights; ClearCLIP casts weights and input to fp16 and merges windows in fp16",
-        "windows whose side is not a multiple of the patch size: ClearCLIP pads them (zeros, centred) and "
-        "crops the logits; here the trailing pixels are dropped by the patch conv and the logits stretched "
-        "(only for images smaller than the 448 crop)",
-        "class names split on ', ' here, on ',' in ClearCLIP (the same names after CLIP's whitespace cleaning)",
-        "the repository's configs/base_config.py ships model_type='vanilla'; this protocol runs the method "
-        "the paper describes (model_type='ClearCLIP': q-q attention, no residual, no FFN)",
-    ),
+    differences=_differences_of("clearclip"),
+    commit="ad68a404d55d48d27330b93554eb64a234ff717f",
 )
 
 # NACLIP: naclip.py defaults logit_scale=40, slide 224/112, pamr_steps=10, pamr_stride=(8, 16), no
@@ -220,10 +318,8 @@ _NACLIP = Protocol(
                        "the paper's table not checked here", verified=False, pamr=False),
     released=_numbers([64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05],
                       "sinahmr/NACLIP README, 'Results' (released code, PAMR on)", verified=True),
-    differences=(
-        "fp16 by autocast over fp32 weights (NACLIP casts the weights; its Gaussian bias is added in fp16)",
-        "NACLIP renormalises the synonym-max probabilities it stores (seg_probs /= sum); labels are unaffected",
-    ),
+    differences=_differences_of("naclip"),
+    commit="0cac3a651f753b11315ea799cfbfabf79da1bd76",
 )
 
 # MaskCLIP (ViT-B/16, annotation-free): configs/_base_/models/maskclip_vit16.py test_cfg mode='whole';
@@ -246,15 +342,8 @@ _MASKCLIP = Protocol(
     templates=MASKCLIP_TEMPLATES,
     published=_numbers([49.5, 21.7, 12.5], "chongzhou96/MaskCLIP configs/maskclip/README.md (ViT-B/16, "
                        "annotation-free)", verified=True, names=("voc20", "context59", "coco_stuff")),
-    differences=(
-        "MaskCLIP's text embeddings were precomputed by its prompt_engineering.py with OpenAI's clip package; "
-        "here they are computed with open_clip from the same names and 85 templates",
-        "MaskCLIP ran an mmcv ViT port of the OpenAI weights in fp32 with exact GELU and LayerNorm eps 1e-6 "
-        "(configs/_base_/models/maskclip_vit16.py; the weights were trained with QuickGELU, eps 1e-5); here "
-        "open_clip's model with its own activations (fp16 autocast on CUDA)",
-        "MaskCLIP evaluated no ViT-B/16 model on VOC21, Context60, COCO-Object or ADE20K: the protocol covers "
-        "voc20, context59, coco_stuff and cityscapes only",
-    ),
+    differences=_differences_of("maskclip"),
+    commit="245d31f809be9c1938f8f30561b6bf9ed033d746",
 )
 
 # ResCLIP (ViT-B/16): resclip_segmentor.py defaults logit_scale=40, slide 224/112, no area_thd, no PAMR on
@@ -290,14 +379,38 @@ _RESCLIP = Protocol(
         "clearclip+rcs+sfr": _numbers([59.0, 32.9, 34.0, 87.1, 36.4, 24.3, 34.5, 17.8], _RES_SOURCE + "ClearCLIP +ResCLIP",
                                       True),
     },  # fmt: skip
-    differences=(
-        "fp16 by autocast over fp32 weights (ResCLIP casts the weights to fp16)",
-        "use_rcs/use_sfr are honoured here; the authors' resclip_segmentor.py stores them as one-element tuples "
-        "(a trailing comma), which are always true, so their code runs both modules whatever the flags say",
-    ),
+    differences=_differences_of("resclip"),
+    commit="0e085f7f52f06098b383599e9653cd28cc665a8c",
 )
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (_SCLIP, _CLEARCLIP, _NACLIP, _MASKCLIP, _RESCLIP)}
+
+
+def differences_markdown(width: int = 105) -> str:
+    """The README's "what still differs" lists, from :data:`DIFFERENCES`: the commits read, then one list
+    per set of protocols (every protocol first), in the order the table first names each set; lines wrapped
+    at ``width``."""
+    def method(name: str) -> str:
+        return PROTOCOLS[name].title.removesuffix(" protocol")
+
+    def join(words: list[str]) -> str:
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+    def wrap(text: str, first: str = "", rest: str = "") -> list[str]:
+        return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                             break_long_words=False, break_on_hyphens=False)  # fmt: skip
+
+    commits = [f"{method(p.name)} `{p.repository}` at `{p.commit[:7]}`" for p in PROTOCOLS.values()]
+    lines = wrap(f"Read from the authors' code at these commits (`Protocol.commit`): {join(commits)}.")
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for names, text in DIFFERENCES:
+        groups.setdefault(tuple(n for n in PROTOCOLS if n in names), []).append(text)
+    for names, texts in groups.items():
+        heading = "Every protocol" if len(names) == len(PROTOCOLS) else join([method(n) for n in names])
+        if len(names) == 1:
+            heading += f" (`{PROTOCOLS[names[0]].repository}`)"
+        lines += ["", f"{heading}:", ""] + [line for text in texts for line in wrap(text, "- ", "  ")]
+    return "\n".join(lines) + "\n"
 
 
 def get_protocol(name: str | Protocol) -> Protocol:
