@@ -113,7 +113,8 @@ def bootstrap_miou(
     ``per_image``: one list of ``[class, intersection, union]`` per image (:attr:`MeanIoU.per_image`).
     Each resample draws as many images as there are, with replacement, sums their intersections and
     unions per class and computes mIoU exactly as :class:`MeanIoU` does (classes with no union left
-    out). Seeded, so the same sums give the same interval.
+    out). Seeded, and the images are put in a canonical order first, so the same per-image sums give the
+    same interval in any order (a sharded run's, say).
     """
     n = len(per_image)
     if n == 0:
@@ -123,7 +124,9 @@ def bootstrap_miou(
     if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
         raise ValueError(f"resamples must be a positive int, got {resamples!r}")
     inter, union = np.zeros((n, num_classes)), np.zeros((n, num_classes))
-    for i, image in enumerate(per_image):
+    # a canonical order: the same images give the same interval however they were ordered or sharded
+    canonical = sorted(tuple(tuple(int(x) for x in t) for t in image) for image in per_image)
+    for i, image in enumerate(canonical):
         for c, a, u in image:
             inter[i, c], union[i, c] = a, u
     rng = np.random.default_rng(seed)

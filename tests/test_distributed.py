@@ -85,6 +85,9 @@ def test_two_ranks_give_the_one_process_miou_and_only_rank_0_writes(vit_b32, voc
     assert sharded["miou"] == reference.miou  # identical, not approximately equal
     assert [None if np.isnan(v) else v for v in reference.iou] == sharded["iou"]
     assert sharded["data"]["limit"] == ROWS and "shard" not in sharded["data"]
+    # every image's sums come back from its rank, and the interval does not depend on the split
+    assert sorted(map(json.dumps, sharded["per_image"])) == sorted(map(json.dumps, reference.per_image))
+    assert sharded["interval"] == reference.interval
 
 
 def test_sharding_takes_every_world_size_th_row_of_the_subset(voc_source):

@@ -124,6 +124,7 @@ def test_bootstrap_is_deterministic_for_a_seed():
     first = bootstrap_miou(per_image, 3, seed=7)
     assert bootstrap_miou(per_image, 3, seed=7) == first
     assert bootstrap_miou(per_image, 3, seed=8) != first
+    assert bootstrap_miou(per_image[::-1], 3, seed=7) == first  # the order of the images does not matter
     assert first[0] < first[1]
 
 
