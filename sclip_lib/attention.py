@@ -232,24 +232,21 @@ def gaussian_neighbourhood(grid: tuple[int, int], sigma: float, device=None) -> 
     return bias
 
 
-# The projection ablation (SCLIP's "which projection" question): each half of CSA alone. q and k are the
-# block's own affine projections ln_1(x) W^T + b, in_proj_bias included, exactly as in "sclip" above.
-@register_attention("qq", keep_residual=True, takes_bias=True)
-def qq(q, k, v, ctx):
-    """q-q only: softmax(s q q^T), residual and MLP kept (SCLIP's first half; ClearCLIP's attention)."""
-    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v, ctx.bias)
-
-
-@register_attention("kk", keep_residual=True, takes_bias=True)
-def kk(q, k, v, ctx):
-    """k-k only: softmax(s k k^T), residual and MLP kept (SCLIP's second half)."""
+# The projection ablation (SCLIP's "which projection" question) and the residual question: each half of CSA
+# alone, and CSA or k-k without the residual and MLP. They reuse the functions above (q-q alone is ClearCLIP's
+# attention); q and k are the block's own affine projections ln_1(x) W^T + b, in_proj_bias included.
+def _kk(q, k, v, ctx):
     return _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
 
 
-@register_attention("kk_no_residual", keep_residual=False, takes_bias=True)
-def kk_no_residual(q, k, v, ctx):
-    """k-k only without the residual and MLP (q-q without them is "clearclip")."""
-    return _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
+register_attention("qq", keep_residual=True, takes_bias=True,
+                   description="q-q only: softmax(s q q^T), residual and MLP kept (SCLIP's first half)")(clearclip)
+register_attention("kk", keep_residual=True, takes_bias=True,
+                   description="k-k only: softmax(s k k^T), residual and MLP kept (SCLIP's second half)")(_kk)
+register_attention("kk_no_residual", keep_residual=False, takes_bias=True,
+                   description="k-k only, without the last block's residual and MLP")(_kk)
+register_attention("sclip_no_residual", keep_residual=False, takes_bias=True,
+                   description="SCLIP's CSA without the last block's residual and MLP (the CSA term alone)")(sclip)
 
 
 def random_projection(seed: int = 0, keep_residual: bool = True) -> AttentionVariant:

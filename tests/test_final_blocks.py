@@ -17,7 +17,8 @@ from sclip_lib.evaluate import result_stem
 DEPTH = 4
 # Variant -> does the LAST block keep its residual and MLP (modified blocks before it always do).
 KEEP_RESIDUAL = {"vanilla": True, "maskclip": True, "sclip": True, "clearclip": False, "qq": True, "kk": True,
-                 "kk_no_residual": False, "random_proj": True, "random_proj_no_residual": False}  # fmt: skip
+                 "kk_no_residual": False, "sclip_no_residual": False, "random_proj": True,
+                 "random_proj_no_residual": False}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def reference_attention(block, ln1: torch.Tensor, variant: str) -> list[torch.Te
                 A = softmax_rows(s * q @ k.T)
             elif variant == "maskclip":
                 A = torch.eye(q.shape[0], dtype=q.dtype)
-            elif variant == "sclip":
+            elif variant in ("sclip", "sclip_no_residual"):
                 A = softmax_rows(s * q @ q.T) + softmax_rows(s * k @ k.T)
             elif variant in ("clearclip", "qq"):
                 A = softmax_rows(s * q @ q.T)
