@@ -7,7 +7,7 @@ PYTHON ?= python3
 # The site's own MathJax (issue 14): the npm package pinned in package-lock.json, copied into _static by the build.
 MATHJAX := node_modules/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: test book book-student pdf setup clean notebooks colab-check
+.PHONY: test lint format book book-student pdf setup clean notebooks colab-check
 
 setup: $(STAMP)
 
@@ -18,8 +18,19 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# The layer contracts first (pyproject.toml [tool.importlinter]: imports go one way, no cycles), then the
+# tests; the summary at the end counts each tier (library, book, site) and says loudly which ran nothing.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
+
+# ruff, configured in pyproject.toml: the linter, then the formatter in check mode (`make format` applies it).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
 
 # Decides real or smoke mode (scripts/build_book.py says which and why), executes every chapter with
 # Sphinx warnings as errors, then opens the built pages in headless Chromium (tests/test_book_site.py).

@@ -87,7 +87,7 @@ def main() -> None:
 
     model = sl.load_clip("ViT-B-16", pretrained=None, allow_untrained=True, device=device)
     seg = sl.BENCHMARKS["voc21"].segmenter(model, "sclip", templates=ONE_TEMPLATE, device=device)
-    seg.text_features()
+    seg.stages.text_features()
 
     encoder_seconds = 0.0
     inner = seg.encoder.dense_features

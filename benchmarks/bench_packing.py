@@ -50,7 +50,7 @@ def images_per_second(fn, n: int, device: torch.device, repeats: int) -> tuple[f
 
 def compare(seg: sl.Segmenter, images: list[np.ndarray], repeats: int) -> dict:
     """Images/s one at a time and packed, and how many masks are identical."""
-    seg.text_features()
+    seg.stages.text_features()
     single, a = images_per_second(lambda: [seg.predict(im) for im in images], len(images), seg.device, repeats)
     packed, b = images_per_second(lambda: [m for _, m in predict_packed(seg, images)], len(images), seg.device, repeats)
     same = sum(torch.equal(x, y) for x, y in zip(a, b))

@@ -47,7 +47,7 @@ def main() -> None:
     image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     segs = {v: sl.Segmenter(model, class_list(args.classes), v, templates=ONE_TEMPLATE, device=args.device) for v in variants}
     for seg in segs.values():
-        seg.text_features()  # cached before timing
+        seg.stages.text_features()  # cached before timing
         seg.predict(image)  # warm-up
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.repeats):

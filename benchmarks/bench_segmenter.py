@@ -52,13 +52,13 @@ def best_time(fn, device: str, repeats: int) -> float:
 def overhead(model, device: str, repeats: int) -> None:
     image = np.random.default_rng(0).integers(0, 256, (336, 500, 3), dtype=np.uint8)
     seg = sl.Segmenter(model, class_list(21), "sclip", templates=ONE_TEMPLATE, device=device)
-    seg.text_features()  # cached before timing
-    _, x = seg.preprocess(image)
+    seg.stages.text_features()  # cached before timing
+    _, x = seg.stages.preprocess(image)
     windows = sl.sliding_windows(*x.shape[-2:], seg.settings.crop, seg.settings.stride)
     crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in windows])
 
     def encoder_only():
-        with torch.no_grad(), seg._autocast():
+        with torch.no_grad(), seg.stages.autocast():
             seg.encoder.dense_features(crops)
 
     floor = best_time(encoder_only, device, repeats)
@@ -70,12 +70,12 @@ def overhead(model, device: str, repeats: int) -> None:
 def batching(model, device: str, repeats: int) -> None:
     image = np.random.default_rng(1).integers(0, 256, (336, 500, 3), dtype=np.uint8)
     seg = sl.Segmenter(model, class_list(21), "sclip", templates=ONE_TEMPLATE, device=device)
-    _, x = seg.preprocess(image)
-    seg.text_features()
+    _, x = seg.stages.preprocess(image)
+    seg.stages.text_features()
     results = {}
     for batch_size in (1, 16):
         seg.settings = sl.Settings(batch_size=batch_size)
-        results[batch_size] = best_time(lambda: seg.window_logits(x), device, repeats)
+        results[batch_size] = best_time(lambda: seg.stages.window_logits(x), device, repeats)
     print(f"[batching] {device} ({seg.precision}): one window at a time {results[1] * 1000:.1f} ms | "
           f"batches of 16 {results[16] * 1000:.1f} ms | speed-up {results[1] / results[16]:.2f}x")
 
@@ -84,7 +84,7 @@ def memory_child() -> None:
     """Runs in a fresh process: prints peak RSS before and after predict on a 4000x3000 image."""
     model = sl.load_clip("ViT-B-16", pretrained=None, allow_untrained=True)
     seg = sl.Segmenter(model, class_list(171), "sclip", templates=ONE_TEMPLATE, short_side=448)
-    seg.text_features()
+    seg.stages.text_features()
     image = np.random.default_rng(2).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     start = time.perf_counter()

@@ -36,7 +36,7 @@ import torch
 from bench_segmenter import ONE_TEMPLATE, sync
 
 import sclip_lib as sl
-from sclip_lib.segmenter import add_windows
+from sclip_lib.stages import add_windows
 
 try:
     from sclip_lib.merge import MergedLogits
@@ -94,20 +94,20 @@ class PeakRSS:
 
 def row(model, model_name: str, bench: str, device: str, repeats: int, ratio_only: bool = False) -> dict:
     seg = sl.BENCHMARKS[bench].segmenter(model, templates=ONE_TEMPLATE, device=device)
-    seg.text_features()  # cached before timing
+    seg.stages.text_features()  # cached before timing
     image = np.random.default_rng(0).integers(0, 256, (*SHAPES[bench], 3), dtype=np.uint8)
-    rgb, x = seg.preprocess(image)
-    windows = seg.windows(*x.shape[-2:])
+    rgb, x = seg.stages.preprocess(image)
+    windows = seg.stages.windows(*x.shape[-2:])
     size = seg.settings.batch_size
     batches = [windows[i : i + size] for i in range(0, len(windows), size)]
     crops = [torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in b]) for b in batches]
 
     def encoder():
-        with torch.no_grad(), seg._autocast():
+        with torch.no_grad(), seg.stages.autocast():
             for c in crops:
                 seg.encoder.dense_features(c)
 
-    logits = [seg.crop_logits(c) for c in crops]  # also the warm-up of both
+    logits = [seg.stages.crop_logits(c) for c in crops]  # also the warm-up of both
 
     def merge() -> MergedLogits:
         merged = MergedLogits(windows, tuple(x.shape[-2:]))
@@ -117,10 +117,10 @@ def row(model, model_name: str, bench: str, device: str, repeats: int, ratio_onl
         return merged
 
     def rest():  # the rest of predict: checks, resize, normalisation, crops, cosine with the text
-        _, net = seg.preprocess(image)
+        _, net = seg.stages.preprocess(image)
         for b in batches:
             torch.cat([net[..., y1:y2, x1:x2] for y1, y2, x1, x2 in b])
-            torch.einsum("bchw,qc->bqhw", feats.float(), seg.text_features())
+            torch.einsum("bchw,qc->bqhw", feats.float(), seg.stages.text_features())
 
     with torch.no_grad():
         feats = seg.encoder.dense_features(crops[0])
@@ -138,7 +138,7 @@ def row(model, model_name: str, bench: str, device: str, repeats: int, ratio_onl
             merged = merge()
 
         t["merge"].append(timed(run_merge, device))
-        t["post"].append(timed(lambda: seg.labels_from_logits(rgb, x, merged), device))
+        t["post"].append(timed(lambda: seg.stages.mask_from_logits(rgb, x, merged), device))
         t["rest"].append(timed(rest, device))
     with PeakRSS() as mem:
         mask = seg.predict(image)
@@ -160,7 +160,7 @@ def same_labels(seg, rgb, x, batches, logits, mask) -> float:
     count = torch.zeros(1, *x.shape[-2:], device=x.device)
     for b, lg in zip(batches, logits):
         add_windows(canvas, count, b, lg)
-    return (seg.labels_from_logits(rgb, x, canvas / count) == mask).double().mean().item()
+    return (seg.stages.mask_from_logits(rgb, x, canvas / count) == mask).double().mean().item()
 
 
 def main() -> None:

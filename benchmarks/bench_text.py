@@ -64,7 +64,7 @@ def after(model, names, templates) -> Timer:
 
 
 def speed(model, skip_before: bool, num_templates: int, num_before: int) -> None:
-    stuff = [q.strip() for c in sl.BENCHMARKS["coco_stuff"].labels_list for q in c.split(",")][:171]
+    stuff = [q.strip() for c in sl.BENCHMARKS["coco_stuff"].class_names for q in c.split(",")][:171]
     templates = sl.OPENAI_IMAGENET_TEMPLATES[:num_templates]
     new = after(model, stuff, templates)
     line = f"[text] 171 COCO-Stuff names x {len(templates)} templates: after {new}"
@@ -85,7 +85,7 @@ def memory_child(what: str) -> None:
     """In a fresh process: the peak RSS that ``what`` adds on a 2000x1500 image with 100 classes."""
     model = sl.load_clip("ViT-B-16", pretrained=None, allow_untrained=True)
     seg = sl.Segmenter(model, [f"class {i}" for i in range(100)], templates=("a photo of a {}.",), short_side=224)
-    seg.text_features()
+    seg.stages.text_features()
     image = np.random.default_rng(0).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
     seg.predict(np.ascontiguousarray(image[:300, :400]))  # warm-up at a small size (allocator, caches)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2

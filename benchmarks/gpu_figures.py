@@ -164,7 +164,7 @@ def memory(model, device, args) -> None:
              ("1024x2048 at short side 560 with 171 classes", "coco_stuff", city, {"short_side": 560})]  # fmt: skip
     for label, name, image, extra in cases:
         seg = sl.BENCHMARKS[name].segmenter(model, device=device, templates=("a photo of a {}.",), **extra)
-        seg.text_features()
+        seg.stages.text_features()
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(device)

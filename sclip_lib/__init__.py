@@ -4,28 +4,70 @@
     model = sl.load_clip("ViT-B-16", pretrained="openai")
     seg = sl.Segmenter(model, ["cat", "sofa, couch", "remote control"], attention="sclip")
     mask = seg.predict(image)        # (H, W) int64 class indices
+
+The package's layers, each importing only those below it (checked by import-linter in ``make test``):
+
+- the core, in this folder: models, images, windows, attention, encoder, resclip, text, segmenter and its
+  stages, merge, postprocess, pamr, localisation, viz; needs neither ``datasets`` nor pandas;
+- ``evaluation/``: the paper's benchmarks (registry, protocols, published numbers, labels, loading), the
+  mIoU metric, the evaluation loop and its results files, distributed runs;
+- ``cli/``: the ``sclip`` command;
+- ``book/``: what the book's chapters use (nothing below imports it);
+- ``testing/``: the local Hugging Face hub and other test helpers.
+
+The evaluation names below (``evaluate``, ``load_benchmark``, ``BENCHMARKS``, ...) are imported when first
+used, so ``import sclip_lib`` stays light and works without the ``[eval]`` extra.
 """
 
 from . import viz
-from .attention import ATTENTIONS, AttentionContext, Prior, register_attention, register_modifier
-from .benchmarks import BENCHMARKS, PROTOCOLS, Benchmark, load_benchmark
+from .attention import (
+    ATTENTIONS,
+    AttentionContext,
+    Prior,
+    list_attentions,
+    list_modifiers,
+    register_attention,
+    register_modifier,
+)
 from .encoder import DenseEncoder
-from .metrics import IoUResult, MeanIoU
+from .localisation import SegmentShare, patch_segments, segment_attention_share
 from .models import CHECKPOINT_DIR_ENV, WeightsError, load_clip, weights_info
 from .pamr import PAMR
 from .resclip import resclip
 from .segmenter import Segmenter, Settings
-from .evaluate import evaluate
-from .localisation import SegmentShare, patch_segments, segment_attention_share
 from .text import OPENAI_IMAGENET_TEMPLATES, STUFF_BACKGROUND, parse_classes, read_class_file, text_embeddings
+from .version import __version__
 from .windows import sliding_windows
 
-try:  # written once, in pyproject.toml; CITATION.cff is checked against it (tests/test_packaging.py)
-    from importlib.metadata import PackageNotFoundError, version as _version
+# the evaluation layer's public names, imported on first use (PEP 562)
+_EVALUATION = {
+    "BENCHMARKS": "sclip_lib.evaluation",
+    "PROTOCOLS": "sclip_lib.evaluation",
+    "Benchmark": "sclip_lib.evaluation",
+    "load_benchmark": "sclip_lib.evaluation",
+    "evaluate": "sclip_lib.evaluation",
+    "IoUResult": "sclip_lib.evaluation",
+    "MeanIoU": "sclip_lib.evaluation",
+}
 
-    __version__ = _version("sclip_lib")
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str):
+    if name in _EVALUATION:
+        import importlib
+
+        value = getattr(importlib.import_module(_EVALUATION[name]), name)
+        globals()[name] = value  # once imported, a plain attribute
+        return value
+    if name == "evaluation":
+        import importlib
+
+        return importlib.import_module("sclip_lib.evaluation")
+    raise AttributeError(f"module 'sclip_lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EVALUATION))
+
 
 __all__ = [
     "ATTENTIONS",
@@ -45,7 +87,10 @@ __all__ = [
     "Settings",
     "SegmentShare",
     "WeightsError",
+    "__version__",
     "evaluate",
+    "list_attentions",
+    "list_modifiers",
     "load_benchmark",
     "load_clip",
     "parse_classes",

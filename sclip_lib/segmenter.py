@@ -12,40 +12,54 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-import open_clip
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttentionVariant, Prior
+from .attention import AttentionVariant
 from .devices import check_device
 from .encoder import POS_RESIZE_RULES, DenseEncoder
-from .images import as_image_tensor, normalize, resize_to_fit, resized_size
-from .merge import MergedLogits
 from .models import weights_info
-from .pamr import PAMR
-from .postprocess import predict_labels, probability_map
-from .text import OPENAI_IMAGENET_TEMPLATES, ClassSpec, check_templates, parse_classes, text_embeddings
-from .windows import sliding_windows
+from .stages import Stages
+from .text import OPENAI_IMAGENET_TEMPLATES, ClassNames, ClassSpec, check_templates, parse_classes
 
 __all__ = ["Segmenter", "Settings"]
 
-_UPSAMPLE_ELEMENTS = 1 << 24  # ~64 MB of float32 window logits per interpolate call
+T = TypeVar("T")
 INFERENCE_MODES = ("slide", "whole")
 # What PAMR takes its affinities from. "network": the CLIP-normalised, resized network input,
 # bilinearly upsampled to the original size, as the SCLIP and NACLIP code do (clip_segmentor.py
-# forward_slide / naclip.py predict). "original": the original image in [0, 1] (sharper edges; this
-# project's earlier behaviour, kept as an option).
+# forward_slide / naclip.py predict). "original": the original image in [0, 1] (sharper edges).
 PAMR_IMAGES = ("network", "original")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Inference settings; the defaults are the paper's for most benchmarks (reference section 3)."""
+    """Inference settings; the defaults are the paper's for most benchmarks (reference section 3).
+
+    Attributes:
+        short_side: the image is resized (aspect kept) so its short side is this, ...
+        long_side: ... unless its long side would pass this; then the long side is this.
+        crop: the sliding window's side in pixels of the resized image.
+        stride: the step between windows (<= ``crop``).
+        logit_scale: the temperature of the softmax over classes: probabilities are
+            ``softmax(logit_scale * cosine)`` (the paper: 40 to 75 by benchmark).
+        prob_thd: pixels whose top class probability is below this go to class 0, the background
+            (needs a background class; 0: off).
+        area_thd: classes covering less than this fraction of the image are dropped to the background
+            (needs a background class; None: off).
+        pamr: refine the full-size logits with PAMR before the softmax.
+        pamr_iterations: PAMR's iterations (the paper's 10).
+        pamr_dilations: PAMR's neighbourhood dilations (the paper's 8 and 16).
+        pamr_image: which image PAMR takes its affinities from, one of :data:`PAMR_IMAGES`.
+        batch_size: windows per encoder call (memory, not results).
+        inference: ``"slide"`` windows, or ``"whole"``: one pass over the whole resized image.
+        pos_resize: the positional-embedding resize rule, one of ``encoder.POS_RESIZE_RULES``.
+        final_blocks: the attention variant runs in the last N blocks (1: the papers').
+        mean, std: the image normalisation; None: the model's own.
+    """
 
     short_side: int = 336
     long_side: int = 2048
@@ -57,12 +71,12 @@ class Settings:
     pamr: bool = False
     pamr_iterations: int = 10
     pamr_dilations: tuple[int, ...] = (8, 16)
-    pamr_image: str = "network"  # see PAMR_IMAGES
-    batch_size: int = 16  # windows per encoder call
-    inference: str = "slide"  # "slide" windows, or "whole": one pass over the resized image
-    pos_resize: str = "scale_factor"  # positional-embedding resize rule, see encoder.POS_RESIZE_RULES
-    final_blocks: int = 1  # the attention variant runs in the last N blocks (see DenseEncoder); 1: the papers'
-    mean: tuple[float, float, float] | None = None  # image normalisation; None: the model's own
+    pamr_image: str = "network"
+    batch_size: int = 16
+    inference: str = "slide"
+    pos_resize: str = "scale_factor"
+    final_blocks: int = 1
+    mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -101,14 +115,17 @@ class Segmenter:
         model: an open_clip CLIP model (from :func:`sclip_lib.load_clip`).
         classes: class names; synonyms of one class are separated by commas (``"sofa, couch"``).
             Accepts a list or one ``;``-separated string.
-        attention: a name in :data:`sclip_lib.ATTENTIONS` (``"sclip"``, ``"vanilla"``, ...), a base name with
-            modifiers (``"naclip+rcs+sfr"``: ResCLIP), or a variant object (:func:`sclip_lib.resclip`).
+        attention: a name of :func:`sclip_lib.list_attentions` (``"sclip"``, ``"vanilla"``, ...), a base name
+            with modifiers (``"naclip+rcs+sfr"``: ResCLIP), or a variant object (:func:`sclip_lib.resclip`).
         background: optional names of a background class, inserted as class 0 (e.g. the stuff words
             of :data:`sclip_lib.STUFF_BACKGROUND`). ``prob_thd`` and ``area_thd`` need one.
         device: ``"cpu"``, ``"cuda"``...; default: the model's device.
         precision: ``"fp16"`` autocast or ``"fp32"``; default: fp16 on CUDA, fp32 elsewhere.
         templates: prompt templates; default open_clip's 80 ImageNet templates, as in the paper.
         **settings: fields of :class:`Settings` (``short_side``, ``logit_scale``, ``prob_thd``, ...).
+
+    Use :meth:`predict` (one image), :meth:`predict_many` (many, sharing encoder batches) or
+    :meth:`probabilities`; the pipeline's stages, one at a time, are in :attr:`stages`.
     """
 
     def __init__(
@@ -127,8 +144,8 @@ class Segmenter:
         self.settings = replace(settings or Settings(), **overrides)
         names = parse_classes(classes)
         if background is not None:
-            names = parse_classes([background, *names.classes])
-        self.class_names = names
+            names = parse_classes([background, *names.synonyms])
+        self.classes: ClassNames = names  # class 0 is the background when there is one
         self.has_background = background is not None
         if not self.has_background and (self.settings.prob_thd > 0 or self.settings.area_thd is not None):
             raise ValueError(
@@ -139,7 +156,7 @@ class Segmenter:
         self.device = check_device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.encoder = DenseEncoder(model, attention, pos_resize=self.settings.pos_resize,
-                                    final_blocks=self.settings.final_blocks)
+                                    final_blocks=self.settings.final_blocks)  # fmt: skip
         _check_crop(self.settings, self.encoder.patch_size)
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in ("fp16", "fp32"):
@@ -148,31 +165,21 @@ class Segmenter:
         self.weights = weights_info(model)
         if self.untrained:
             warnings.warn("Segmenter on UNTRAINED weights: smoke mode, its masks are not meaningful", stacklevel=2)
-        visual = model.visual
-        self.mean = self.settings.mean or getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
-        self.std = self.settings.std or getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-        self._pamr = PAMR(self.settings.pamr_iterations, self.settings.pamr_dilations)
-        # ResCLIP's first pass refines its window logits with PAMR(10, dilations=(8, 16)) whatever the
-        # benchmark's own PAMR setting (clip/model.py, create_logit_temp)
-        self._prior_pamr = PAMR(10, (8, 16))
-        self._text: torch.Tensor | None = None
         self.protocol: str | None = None  # set by Benchmark.segmenter when built under a protocol
+        self.stages = Stages(self)
 
-    # -- facts ----------------------------------------------------------------------------------
     @property
     def attention(self) -> str:
+        """The attention variant's name, modifiers included (``"naclip+rcs+sfr"``)."""
         return self.encoder.attention
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def labels(self) -> list[str]:
-        return self.class_names.labels
+        return len(self.classes)
 
     @property
     def untrained(self) -> bool:
+        """True on untrained (smoke-mode) weights: the masks are then not meaningful."""
         return self.weights is not None and self.weights.untrained
 
     def describe(self) -> dict:
@@ -183,153 +190,44 @@ class Segmenter:
             **({"attention_params": dict(self.encoder.variant.params)} if self.encoder.variant.params else {}),
             "weights": self.weights.describe() if self.weights else "unknown (model not from load_clip)",
             "untrained": self.untrained,
-            "classes": [list(c) for c in self.class_names.classes],
+            "classes": [list(c) for c in self.classes.synonyms],
             "background": self.has_background,
             "precision": self.precision,
             "num_templates": len(self.templates),
             **asdict(self.settings),
         }
 
-    # -- stages ---------------------------------------------------------------------------------
-    def text_features(self) -> torch.Tensor:
-        """Normalised text embeddings ``(num_queries, dim)``, computed once (and shared per model)."""
-        if self._text is None:
-            with torch.no_grad(), self._autocast():
-                emb = text_embeddings(self.model, self.class_names.queries, self.templates, self.device)
-            self._text = F.normalize(emb.float(), dim=-1)
-        return self._text
-
-    def preprocess(self, image) -> tuple[torch.Tensor, torch.Tensor]:
-        """The checked RGB image ``(3, H, W)`` in [0, 1] and the resized, normalised ``(1, 3, h, w)`` input."""
-        rgb = as_image_tensor(image)
-        self.check_image_size(*rgb.shape[-2:])
-        resized = resize_to_fit(rgb.to(self.device), self.settings.short_side, self.settings.long_side)
-        return rgb, normalize(resized, self.mean, self.std)[None]
-
-    def resized_size(self, height: int, width: int) -> tuple[int, int]:
-        """The size an image of ``height x width`` is resized to before the windows."""
-        return resized_size(height, width, self.settings.short_side, self.settings.long_side)
-
-    def check_image_size(self, height: int, width: int) -> None:
-        """Refuse images too thin for one patch after resizing (the encoder would fail with a conv error)."""
-        h, w = self.resized_size(height, width)
-        ph, pw = self.encoder.patch_size
-        if h < ph or w < pw:
-            s = self.settings
-            need = math.ceil(max(ph, pw) * max(height, width) / s.long_side)  # short side that survives the resize
-            raise ValueError(
-                f"the image ({width}x{height}, width x height) is too thin: resized to fit short side "
-                f"{s.short_side} and long side {s.long_side} it becomes {w}x{h}, smaller than one {pw}x{ph} "
-                f"patch of the encoder. Pad or crop it to an aspect ratio of at most "
-                f"{s.long_side // max(ph, pw)}:1 (for this length, at least {need} pixels on the short side), or raise long_side"
-            )
-
-    def windows(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
-        """The windows ``(y1, y2, x1, x2)`` over a resized ``h x w`` image: sliding, or the whole image."""
-        s = self.settings
-        return [(0, h, 0, w)] if s.inference == "whole" else sliding_windows(h, w, s.crop, s.stride)
-
     @torch.no_grad()
-    def window_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Merged query logits ``(num_queries, h, w)`` of the resized image ``x``, by sliding windows.
+    def predict(self, image) -> torch.Tensor:
+        """Class indices ``(H, W)`` int64 at the input's size, on the CPU."""
+        rgb, x = self.stages.preprocess(image)
+        return self.stages.mask_from_logits(rgb, x, self.stages.merged_logits(x))
 
-        Windows go through the encoder ``batch_size`` at a time; each window's patch logits are
-        upsampled to the window, summed into the canvas and divided by the per-pixel window count.
-        With ``inference="whole"`` the one window is the whole image. (:meth:`predict` gets the same
-        numbers, to float rounding, faster: :meth:`merged_logits`.)
+    __call__ = predict
+
+    def predict_many(
+        self,
+        items: Iterable[T],
+        image: Callable[[T], object] = lambda item: item,
+        *,
+        prefetch: int = 2,
+        errors: tuple[type[BaseException], ...] = (),
+    ) -> Iterator[tuple[T, torch.Tensor | BaseException | None]]:
+        """``(item, predict(image(item)))`` for each item, in order, with the windows of consecutive images
+        sharing encoder batches (``batch_size`` windows per call; one image rarely fills one).
+
+        Args:
+            items: images, or anything ``image(item)`` turns into one (a benchmark sample, a path you open);
+                ``image(item)`` may return None to pass an item through (its mask is None).
+            prefetch: threads preparing images ahead (0: in this thread).
+            errors: exceptions of these types raised while checking and resizing an image (a bad image)
+                are returned in place of its mask; any other stops the iteration.
+
+        Each mask equals :meth:`predict`'s wherever a window's encoding does not depend on the other
+        windows in its batch (true on CPU; tested). A mask comes out as soon as its last window is done.
         """
-        s = self.settings
-        h, w = x.shape[-2:]
-        windows = self.windows(h, w)
-        canvas = torch.zeros(len(self.text_features()), h, w, device=x.device)
-        count = torch.zeros(1, h, w, device=x.device)
-        for start in range(0, len(windows), s.batch_size):
-            batch = windows[start : start + s.batch_size]
-            crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch])
-            add_windows(canvas, count, batch, self.crop_logits(crops))
-        return canvas / count
+        return self.stages.many(items, image, prefetch=prefetch, errors=errors)
 
-    @torch.no_grad()
-    def merged_logits(self, x: torch.Tensor) -> MergedLogits:
-        """The windows' patch logits of the resized image ``x``, merged on demand at any size.
-
-        The same windows and encoder batches as :meth:`window_logits`; the upsampling, the sum, the
-        division by the window count and the resize to the original size become two small matrices
-        per axis (:mod:`sclip_lib.merge`), so nothing is written at full resolution but the result.
-        """
-        s = self.settings
-        windows = self.windows(*x.shape[-2:])
-        merged = MergedLogits(windows, tuple(x.shape[-2:]))
-        for start in range(0, len(windows), s.batch_size):
-            batch = windows[start : start + s.batch_size]
-            crops = torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch])
-            merged.add(batch, self.crop_logits(crops))
-        return merged
-
-    @torch.no_grad()
-    def crop_logits(self, crops: torch.Tensor) -> torch.Tensor:
-        """Patch logits ``(B, num_queries, gh, gw)`` of a batch of same-size normalised crops ``(B, 3, h, w)``."""
-        with self._autocast():
-            feedback = self._feedback  # only variants that refine with a first pass (ResCLIP's SFR) take one
-            feats = self.encoder.dense_features(crops) if feedback is None else self.encoder.dense_features(crops, feedback)
-        return torch.einsum("bchw,qc->bqhw", feats.float(), self.text_features())
-
-    @property
-    def _feedback(self):
-        return self.coarse_segmentation if self.encoder.variant.needs_prior else None
-
-    def coarse_segmentation(self, features: torch.Tensor, windows: torch.Tensor) -> Prior:
-        """The prior of a first pass (for variants such as ResCLIP's SFR), for a batch of windows.
-
-        As ResCLIP's ``create_logit_temp``: patch logits against the class names, bilinear to the window,
-        PAMR with the window's pixels, softmax at ``logit_scale``; the top query per pixel and its probability.
-        """
-        text = self.text_features()
-        chunk = _prior_chunk(windows, text.shape[0])
-        labels, confidence = [], []
-        with torch.autocast(windows.device.type, enabled=False):
-            for feats, pixels in zip(features.float().split(chunk), windows.float().split(chunk)):
-                logits = torch.einsum("bchw,qc->bqhw", feats, text)
-                # all channels upsampled in one call: F.interpolate's rounding depends on the channel count
-                logits = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
-                probs = self._prior_pamr(pixels, logits).mul_(self.settings.logit_scale).softmax(dim=1)
-                top, index = probs.max(dim=1)
-                labels.append(index)
-                confidence.append(top)
-        return Prior(torch.cat(labels), torch.cat(confidence), self.encoder.patch_size)
-
-    def logits(self, image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The checked image, the network input and its merged query logits at the resized scale."""
-        rgb, x = self.preprocess(image)
-        return rgb, x, self.window_logits(x)
-
-    def pamr_image(self, rgb: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The ``(1, 3, H, W)`` image PAMR takes its affinities from (see :data:`PAMR_IMAGES`), given the
-        checked image ``rgb`` and the network input ``x`` made from it by :meth:`preprocess`."""
-        if self.settings.pamr_image == "original":
-            return rgb[None].to(x.device)
-        return F.interpolate(x, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-
-    def _refined(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """Full-size logits, refined by PAMR (the only step that needs them all at once).
-
-        Under fp16 the authors cast PAMR's output to half before the scale and softmax
-        (``.to(self.dtype)`` in SCLIP's ``forward_slide``): the refined logits come back as fp16.
-        """
-        size = tuple(rgb.shape[-2:])
-        if isinstance(logits, MergedLogits):
-            full = logits.full(size)[None]
-        else:
-            full = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)
-        refined = self._pamr(self.pamr_image(rgb, x).to(full.device), full)[0]
-        return refined.half() if self._half else refined
-
-    @property
-    def _half(self) -> bool:
-        """Whether the encoder runs in fp16 (autocast on CUDA)."""
-        return self.precision == "fp16" and self.device.type == "cuda"
-
-    # -- public ---------------------------------------------------------------------------------
     @torch.no_grad()
     def probabilities(self, image, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Class probabilities ``(num_classes, H, W)`` at the input's size (after the synonym max,
@@ -341,36 +239,8 @@ class Segmenter:
         """
         if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
             raise TypeError(f"dtype must be a torch floating dtype (torch.float32 or torch.float16), got {dtype!r}")
-        rgb, x = self.preprocess(image)
-        logits = self.merged_logits(x)
-        if self.settings.pamr:
-            logits = self._refined(rgb, x, logits)
-        return probability_map(logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, self.settings.logit_scale, dtype)
-
-    @torch.no_grad()
-    def predict(self, image) -> torch.Tensor:
-        """Class indices ``(H, W)`` int64 at the input's size, on the CPU."""
-        rgb, x = self.preprocess(image)
-        return self.labels_from_logits(rgb, x, self.merged_logits(x))
-
-    @torch.no_grad()
-    def labels_from_logits(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor | MergedLogits) -> torch.Tensor:
-        """The rest of :meth:`predict`: class indices ``(H, W)`` from the checked image, the network input
-        made from it and its merged logits (:meth:`window_logits`, or :meth:`merged_logits`)."""
-        if self.settings.pamr:
-            logits = self._refined(rgb, x, logits)
-        s = self.settings
-        labels = predict_labels(
-            logits, tuple(rgb.shape[-2:]), self.class_names.query_to_class, s.logit_scale, s.prob_thd, s.area_thd
-        )
-        return labels.cpu()
-
-    __call__ = predict
-
-    def _autocast(self):
-        if self.precision == "fp16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return nullcontext()
+        rgb, x = self.stages.preprocess(image)
+        return self.stages.probabilities_from_logits(rgb, x, self.stages.merged_logits(x), dtype)
 
     def __repr__(self) -> str:
         return (
@@ -386,35 +256,3 @@ def _check_crop(settings: Settings, patch_size: tuple[int, int]) -> None:
             f"crop {settings.crop} is smaller than the encoder's {patch_size[1]}x{patch_size[0]} patch, so a "
             f"window would hold no patch: use crop >= {max(patch_size)} (the paper: crop 224, stride 112)"
         )
-
-
-_PRIOR_CHUNK_BYTES = 256 * 2**20  # the first pass's working memory for full-size window logits
-
-
-def _prior_chunk(windows: torch.Tensor, num_queries: int) -> int:
-    """How many windows the first pass refines together.
-
-    On a GPU windows go through PAMR together (each of its iterations is 16 small kernels, so one call
-    per window would be launch-bound), in chunks whose full-size logits and PAMR's copies of them stay
-    within _PRIOR_CHUNK_BYTES. On a CPU one window at a time keeps PAMR's working set in cache (8 windows
-    of 224x224, 21 classes, 2 cores: 0.18 s one by one, 0.63 s at once).
-    """
-    if windows.device.type == "cpu":
-        return 1
-    per_window = 3 * 4 * num_queries * windows.shape[-2] * windows.shape[-1]
-    return max(1, _PRIOR_CHUNK_BYTES // per_window)
-
-
-def add_windows(canvas: torch.Tensor, count: torch.Tensor, windows: Sequence[tuple[int, int, int, int]],
-                logits: torch.Tensor) -> None:  # fmt: skip
-    """Upsample each window's patch logits ``(B, Q, gh, gw)`` to its window and add them into ``canvas``
-    ``(Q, h, w)``; ``count`` ``(1, h, w)`` counts the windows over each pixel. All windows share one size."""
-    y1, y2, x1, x2 = windows[0]
-    size = (y2 - y1, x2 - x1)
-    # upsample a few windows per call: one call per batch could take GBs with many classes
-    per_call = max(1, _UPSAMPLE_ELEMENTS // (logits.shape[1] * size[0] * size[1]))
-    for first in range(0, len(windows), per_call):
-        up = F.interpolate(logits[first : first + per_call], size=size, mode="bilinear")
-        for (y1, y2, x1, x2), win in zip(windows[first : first + per_call], up):
-            canvas[:, y1:y2, x1:x2] += win
-            count[:, y1:y2, x1:x2] += 1

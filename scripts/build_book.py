@@ -32,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
+# Real benchmark samples beside the repository (never committed): the chapters' CI builds and the local hub use
+# them where present, through $SCLIP_SAMPLES_DIR (the installed package never looks outside itself).
+SAMPLES = ROOT.parent / "shared" / "data" / "benchmark-samples"
 MATHJAX = ROOT / "node_modules" / "mathjax" / "es5" / "tex-mml-chtml.js"  # the site's own copy (_config.yml says why)
 # after the build: the pages in Chromium with the network cut, and every page's assets bundled
 SITE_TESTS = ["tests/test_book_site.py", "tests/test_book_student.py", "tests/test_book_assets.py"]
@@ -170,6 +173,8 @@ def start_local_hub(images: str):
 
 def main() -> int:
     start = time.perf_counter()
+    if SAMPLES.is_dir():
+        os.environ.setdefault("SCLIP_SAMPLES_DIR", str(SAMPLES))
     student_only, pdf_only = sys.argv[1:] == ["--edition", "student"], sys.argv[1:] == ["--pdf"]
     if sys.argv[1:] and not (student_only or pdf_only):
         sys.exit(f"usage: {sys.argv[0]} [--edition student | --pdf]")

@@ -1,4 +1,4 @@
-"""The README's "what still differs" lists, written from sclip_lib/benchmarks/protocols.py (``DIFFERENCES``).
+"""The README's "what still differs" lists, written from sclip_lib/evaluation/protocols.py (``DIFFERENCES``).
 
 The lists sit between two marker comments in README.md's "Faithfulness" section; everything outside
 them is left as it is.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-BEGIN = "<!-- differences: generated from sclip_lib/benchmarks/protocols.py by scripts/readme_differences.py -->"
+BEGIN = "<!-- differences: generated from sclip_lib/evaluation/protocols.py by scripts/readme_differences.py -->"
 END = "<!-- end of differences -->"
 
 
@@ -31,7 +31,7 @@ def split(text: str) -> tuple[str, str, str]:
 
 def generated() -> str:
     sys.path.insert(0, str(ROOT))
-    from sclip_lib.benchmarks.protocols import differences_markdown
+    from sclip_lib.evaluation.protocols import differences_markdown
 
     return "\n" + differences_markdown()
 
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     want = generated()
     if "--check" in argv:
         if body != want:
-            print("error: README.md's differences lists differ from sclip_lib/benchmarks/protocols.py; "
+            print("error: README.md's differences lists differ from sclip_lib/evaluation/protocols.py; "
                   "run `python scripts/readme_differences.py`", file=sys.stderr)  # fmt: skip
             return 1
         return 0

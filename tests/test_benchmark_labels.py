@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sclip_lib.benchmarks import BENCHMARKS, LabelError
-from sclip_lib.benchmarks import labels as L
+from sclip_lib.evaluation import BENCHMARKS, LabelError
+from sclip_lib.evaluation import labels as L
 from tests.conftest import shared_data
 
 
@@ -20,7 +20,7 @@ def squash(name: str) -> str:
 
 
 def first_names(bench: str) -> list[str]:
-    return [squash(n) for n in BENCHMARKS[bench].labels_list]
+    return [squash(n) for n in BENCHMARKS[bench].class_names]
 
 
 # -- Cityscapes: cityscapesScripts/helpers/labels.py, (name, id, trainId); 255 = not evaluated --------
@@ -102,7 +102,7 @@ def test_coco_object_table_complete():
     conv = L.coco_object_81()
     src = np.array([[cid - 1 for cid in things] + [cid - 1 for cid in stuff] + [255]], dtype=np.uint8)
     assert conv(src)[0].tolist() == list(range(1, 81)) + [0] * 91 + [0]
-    assert [squash(n) for n in BENCHMARKS["coco_object"].labels_list[1:]] == [squash(COCO_IDS[c]) for c in things]
+    assert [squash(n) for n in BENCHMARKS["coco_object"].class_names[1:]] == [squash(COCO_IDS[c]) for c in things]
 
 
 def test_reduce_zero_and_identity():
@@ -138,7 +138,7 @@ def counts(a: np.ndarray) -> dict[int, int]:
 
 def test_ade20k_real_masks_reduce_zero_label():
     root = shared_data("ade20k")
-    conv = BENCHMARKS["ade20k"].labels
+    conv = BENCHMARKS["ade20k"].label_map
     # ADE_val_00000001: pixel counts read off the official PNG (0 = other)
     raw = np.asarray(Image.open(root / "annotations" / "ADE_val_00000001.png"))
     assert counts(raw) == {0: 3613, 1: 14538, 2: 123406, 3: 134492, 5: 8784, 7: 1755, 10: 53099, 18: 10009}
@@ -164,12 +164,12 @@ def test_voc_real_mask_voc21_and_voc20_views():
     root = shared_data("voc2012")
     raw = np.asarray(Image.open(root / "294_label.png"))  # a P-mode PNG: palette indices
     assert counts(raw) == {0: 211903, 7: 27532, 15: 16147, 255: 7587}
-    v21 = BENCHMARKS["voc21"].labels(raw)
-    v20 = BENCHMARKS["voc20"].labels(raw)
+    v21 = BENCHMARKS["voc21"].label_map(raw)
+    v20 = BENCHMARKS["voc20"].label_map(raw)
     assert counts(v21) == counts(raw)
     assert counts(v20) == {6: 27532, 14: 16147, 255: 211903 + 7587}
-    assert BENCHMARKS["voc21"].labels_list[7] == "car" and BENCHMARKS["voc20"].labels_list[6] == "car"
-    assert BENCHMARKS["voc21"].labels_list[15] == "person" and BENCHMARKS["voc20"].labels_list[14] == "person"
+    assert BENCHMARKS["voc21"].class_names[7] == "car" and BENCHMARKS["voc20"].class_names[6] == "car"
+    assert BENCHMARKS["voc21"].class_names[15] == "person" and BENCHMARKS["voc20"].class_names[14] == "person"
 
 
 def coco_stuffthing_map(root) -> np.ndarray:
@@ -187,15 +187,15 @@ def test_coco_real_masks_stuff_171_and_object():
     root = shared_data("coco")
     stuffthing = coco_stuffthing_map(root)
     assert counts(stuffthing) == {16: 112933, 62: 174579, 74: 6186, 92: 2750, 255: 10752}  # cat, couch, remote, blanket
-    stuff = BENCHMARKS["coco_stuff"].labels(stuffthing)
-    obj = BENCHMARKS["coco_object"].labels(stuffthing)
+    stuff = BENCHMARKS["coco_stuff"].label_map(stuffthing)
+    obj = BENCHMARKS["coco_object"].label_map(stuffthing)
     # the sample folder's masks were derived independently (mmseg's id table, SCLIP's cvt_coco_object.py)
     approx171 = np.asarray(Image.open(root / "000000039769_cocostuff171_APPROX_from_panoptic.png"))
     approx81 = np.asarray(Image.open(root / "000000039769_cocoobject81_APPROX_from_panoptic.png"))
     assert np.array_equal(stuff, approx171)
     assert np.array_equal(obj, approx81)
-    names171 = BENCHMARKS["coco_stuff"].labels_list
+    names171 = BENCHMARKS["coco_stuff"].class_names
     assert [names171[i] for i in (15, 57, 65, 81)] == ["cat", "couch", "remote", "blanket"]
-    names81 = BENCHMARKS["coco_object"].labels_list
+    names81 = BENCHMARKS["coco_object"].class_names
     assert [names81[i] for i in (16, 58, 66)] == ["cat", "couch", "remote"]
     assert counts(obj) == {0: 2750 + 10752, 16: 112933, 58: 174579, 66: 6186}  # blanket (stuff) and void -> 0

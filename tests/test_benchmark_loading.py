@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib.benchmarks import BENCHMARKS, BenchmarkSourceError, LabelError
+from sclip_lib.evaluation import BENCHMARKS, BenchmarkSourceError, LabelError
 from tests.conftest import shared_data
 
 

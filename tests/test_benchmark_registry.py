@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import sclip_lib as sl
-from sclip_lib.benchmarks import BENCHMARKS, PAPER_ORDER, get_benchmark
+from sclip_lib.evaluation import BENCHMARKS, PAPER_ORDER, get_benchmark
 from tests.conftest import REPO
 
 REFERENCE = REPO.parent / "shared" / "reference" / "class-names"
@@ -46,7 +46,7 @@ def test_registry_matches_the_paper():
         assert got == (n, short, scale, prob, area, bg), name
         assert (s.crop, s.stride, s.pamr) == (224, 112, False)
         assert (b.paper_miou, b.released_miou) == (paper, released)
-        assert len(b.labels_list) == n and len(b.classes) == n - bg
+        assert len(b.class_names) == n and len(b.classes) == n - bg
 
 
 def test_backgrounds():
@@ -89,7 +89,7 @@ def test_coco_object_deviation_is_needed():
 
 
 def test_class_files_ship_with_the_package():
-    folder = Path(sl.__file__).parent / "benchmarks" / "classes"
+    folder = Path(sl.__file__).parent / "evaluation" / "classes"
     assert sorted(p.stem for p in folder.glob("*.txt")) == sorted(PAPER_ORDER)
 
 
@@ -108,6 +108,6 @@ def test_benchmark_segmenter_has_the_benchmarks_classes_and_settings(vit_b16):
         b = BENCHMARKS[name]
         seg = b.segmenter(vit_b16, "sclip", pamr=True)
         assert seg.num_classes == b.num_classes and seg.has_background == b.has_background
-        assert seg.labels == b.labels_list
+        assert seg.classes.names == b.class_names
         assert seg.settings.logit_scale == b.settings.logit_scale and seg.settings.pamr
     assert sl.Benchmark is type(BENCHMARKS["voc21"])

@@ -1,4 +1,4 @@
-"""The book's shared set-up (sclip_lib/book.py) and its notebooks as committed (in sync, no outputs)."""
+"""The book's shared set-up (sclip_lib/book/__init__.py) and its notebooks as committed (in sync, no outputs)."""
 
 from __future__ import annotations
 
@@ -174,12 +174,12 @@ def test_toc_lists_every_chapter():
 
 def test_images_setting_overrides_the_chapter_counts(monkeypatch):
     monkeypatch.delenv(book.IMAGES_ENV, raising=False)
-    assert book.images(100) == 100 and book.images(None) is None
+    assert book.image_count(100) == 100 and book.image_count(None) is None
     monkeypatch.setenv(book.IMAGES_ENV, "2")
-    assert book.images(100) == 2 and book.images(None) == 2
+    assert book.image_count(100) == 2 and book.image_count(None) == 2
     monkeypatch.setenv(book.IMAGES_ENV, "two")
     with pytest.raises(ValueError, match="positive number"):
-        book.images(100)
+        book.image_count(100)
 
 
 def test_footer_and_banner_say_how_the_site_was_built(monkeypatch):

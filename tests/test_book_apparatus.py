@@ -69,7 +69,7 @@ EXERCISE = re.compile(r"^:::\{exercise\}\s*(?P<title>[^\n]*)\n:label:\s*(?P<labe
 def test_chapters_2_to_8b_end_with_three_graded_exercises():
     """Every chapter 2-8b ends with "## Exercises": at least three, marked by difficulty; every exercise with a
     checker has a starter cell (grade.check) and a solution cell tagged `solution` that confirms it."""
-    from sclip_lib import grade
+    from sclip_lib.book import grade
 
     chapters = [md for md in notebooks.chapters() if "02_clip" <= md.stem < "09"]
     assert [md.stem for md in chapters] == ["02_clip", "03_clip_fails", "04_csa", "05_implementation", "06_demo",

@@ -360,7 +360,7 @@ def test_math_renders_offline(site, name):
         page.close()
 
 
-# -- explorers (sclip_lib/explorer.py): driven in the browser, their numbers checked against Python ------------
+# -- explorers (sclip_lib/book/explorers.py): driven in the browser, their numbers checked against Python ------------
 EXPLORER_READY = "el => el.__sclip && el.__sclip.ready"
 EXPLORER_STATE = "el => { const s = el.__sclip; return {patch: s.patch, rows: s.rows, stats: s.stats, error: s.error || null, " \
     "values: s.values, shares: s.shares, known: s.known}; }"
@@ -372,7 +372,8 @@ def python_side(request):
     import torch
 
     import sclip_lib as sl
-    from sclip_lib import book, explorer
+    from sclip_lib import book
+    from sclip_lib.book import explorers as explorer
 
     if _mode() == "real" and book.local_hub():
         # a real-mode build against the local hub (scripts/build_book.py passes SCLIP_BOOK_HUB=local on): the
@@ -527,7 +528,8 @@ def test_similarity_explorer_matches_python(site, python_side):
 @pytest.mark.parametrize("chapter", ["03_clip_fails", "04_csa", "06_demo"])
 def test_explorer_pages_offline_and_within_budget(site, chapter):
     """Each chapter's explorers run with every request outside the site refused; their files fit the budget."""
-    from sclip_lib import book, explorer
+    from sclip_lib import book
+    from sclip_lib.book import explorers as explorer
 
     browser, base = site
     page, _ = _offline_page(browser, base)

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import sclip_lib as sl
-from sclip_lib import distributed
+from sclip_lib.evaluation import distributed
 from tests.conftest import ONE_TEMPLATE, REPO
 from tests.test_benchmark_loading import generated_voc, hub_copy
 

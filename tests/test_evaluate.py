@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib import evaluate_cli
-from sclip_lib.benchmarks import LabelError
-from sclip_lib.evaluate import SMOKE_WARNING, EvalResult, format_table, summary_rows
+from sclip_lib.cli import evaluate as evaluate_cli
+from sclip_lib.evaluation import LabelError
+from sclip_lib.evaluation.loop import SMOKE_WARNING, EvalResult, format_table, summary_rows
 from tests.conftest import ONE_TEMPLATE, shared_data
 from tests.test_benchmark_loading import generated_voc, hub_copy, rng_image
 
@@ -180,7 +180,7 @@ def test_cli_bad_input_fails_before_any_work(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_all_expands_in_paper_order():
-    assert evaluate_cli._benchmark_names(["all"]) == list(sl.benchmarks.PAPER_ORDER)
+    assert evaluate_cli._benchmark_names(["all"]) == list(sl.evaluation.PAPER_ORDER)
     assert cli(["evaluate", "-b", "voc21"]).out.name == "results"
 
 

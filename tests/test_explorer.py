@@ -1,4 +1,4 @@
-"""The explorers' data export (sclip_lib/explorer.py): arrays against the encoder, float16 round trip, budget.
+"""The explorers' data export (sclip_lib/book/explorers.py): arrays against the encoder, float16 round trip, budget.
 
 The browser side is checked against the same numbers in tests/test_book_site.py (after `make book`).
 """
@@ -17,8 +17,9 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib import book, explorer
-from sclip_lib.benchmarks.registry import read_classes
+from sclip_lib import book
+from sclip_lib.book import explorers as explorer
+from sclip_lib.evaluation.registry import read_classes
 
 from .conftest import ONE_TEMPLATE
 

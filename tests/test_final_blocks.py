@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sclip_lib as sl
-from sclip_lib.evaluate import result_stem
+from sclip_lib.evaluation.loop import result_stem
 
 DEPTH = 4
 # Variant -> does the LAST block keep its residual and MLP (modified blocks before it always do).
@@ -284,7 +284,7 @@ def test_cli_final_blocks(tmp_path, capsys):
     import numpy as np
     from PIL import Image
 
-    from sclip_lib import evaluate_cli
+    from sclip_lib.cli import evaluate as evaluate_cli
     from sclip_lib.cli import main
 
     parser = argparse.ArgumentParser(prog="sclip")

@@ -1,4 +1,4 @@
-"""The exercises' checkers (sclip_lib/grade.py): a right answer passes, wrong ones fail with a reason that does
+"""The exercises' checkers (sclip_lib/book/grade.py): a right answer passes, wrong ones fail with a reason that does
 not give the answer away, and a missing answer or a crashing function is a verdict, not an exception."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sclip_lib import grade
+from sclip_lib.book import grade
 from sclip_lib.attention import AttentionVariant
 
 norm = torch.nn.functional.normalize

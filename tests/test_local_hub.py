@@ -25,7 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import sclip_lib as sl
-from sclip_lib.benchmarks import BENCHMARKS, BenchmarkSourceError
+from sclip_lib.evaluation import BENCHMARKS, BenchmarkSourceError
 from sclip_lib.testing.hub import revision_folder
 from sclip_lib.testing.hub_repos import weights_repo
 from tests.conftest import HUB_ROWS
@@ -177,7 +177,7 @@ def test_load_benchmark_streams_every_hub_benchmark(local_hub, name):
     assert len(expected) == HUB_ROWS
     for sample, (image, mask) in zip(samples, expected[:3]):  # the first rows, in stored order, converted
         assert np.array_equal(sample.image, np.asarray(Image.open(io.BytesIO(image)).convert("RGB")))
-        assert np.array_equal(sample.mask, bench.labels(decode(mask)))
+        assert np.array_equal(sample.mask, bench.label_map(decode(mask)))
 
 
 def test_hub_voc_rows_are_the_real_samples(local_hub):

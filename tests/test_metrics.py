@@ -68,7 +68,7 @@ def test_bad_input():
 
 
 # -- bootstrap confidence interval over images --------------------------------------------------
-from sclip_lib.metrics import bootstrap_miou  # noqa: E402
+from sclip_lib.evaluation.metrics import bootstrap_miou  # noqa: E402
 
 
 def test_per_image_sums_add_up_to_the_dataset_sums():

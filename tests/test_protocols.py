@@ -12,9 +12,9 @@ import re
 import pytest
 
 import sclip_lib as sl
-from sclip_lib.benchmarks import PROTOCOLS, UnknownProtocolError, get_protocol
-from sclip_lib.benchmarks.protocols import DIFFERENCES
-from sclip_lib.evaluate import EvalResult, summary_rows
+from sclip_lib.evaluation import PROTOCOLS, UnknownProtocolError, get_protocol
+from sclip_lib.evaluation.protocols import DIFFERENCES
+from sclip_lib.evaluation.loop import EvalResult, summary_rows
 
 ALL = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
 
@@ -53,8 +53,8 @@ def test_clearclip_settings(bench):
 
 def test_clearclip_class_files_use_the_word_background_and_single_names(vit_b16):
     seg = sl.BENCHMARKS["voc21"].segmenter(vit_b16, "clearclip", protocol="clearclip")
-    assert seg.class_names.classes[0] == ("background",)
-    assert seg.class_names.classes[15] == ("person",) and seg.class_names.classes[20] == ("tvmonitor",)
+    assert seg.classes.synonyms[0] == ("background",)
+    assert seg.classes.synonyms[15] == ("person",) and seg.classes.synonyms[20] == ("tvmonitor",)
     assert seg.num_classes == 21 and seg.precision == "fp16" and seg.settings.prob_thd == 0.5
     voc20 = sl.BENCHMARKS["voc20"].segmenter(vit_b16, "clearclip", protocol="clearclip")
     assert voc20.class_names.classes[14] == ("person",) and voc20.class_names.classes[19] == ("tvmonitor",)
@@ -99,8 +99,8 @@ def test_maskclip_templates_and_names(vit_b16):
     texts = [t("cat") for t in templates]
     assert texts[0] == "a bad photo of a cat." and texts[-1] == "this is one cat in the scene." and len(set(texts)) == 85
     seg = sl.BENCHMARKS["voc20"].segmenter(vit_b16, "maskclip", protocol="maskclip")
-    assert seg.class_names.classes[0] == ("airplane",) and seg.class_names.classes[19] == ("tv monitor",)
-    assert seg.mean == get_protocol("maskclip").settings["voc20"].mean and seg.encoder.pos_resize == "size"
+    assert seg.classes.synonyms[0] == ("airplane",) and seg.classes.synonyms[19] == ("tv monitor",)
+    assert seg.stages.mean == get_protocol("maskclip").settings["voc20"].mean and seg.encoder.pos_resize == "size"
 
 
 def test_maskclip_protocol_covers_only_what_maskclip_evaluated(vit_b16):
@@ -131,7 +131,7 @@ def result(benchmark, attention, protocol, paper, released):
 
 
 def test_published_numbers_only_under_the_methods_own_protocol(vit_b16):
-    from sclip_lib.evaluate import _published
+    from sclip_lib.evaluation.loop import _published
 
     voc21 = sl.BENCHMARKS["voc21"]
     own = _published(voc21.segmenter(vit_b16, "naclip", protocol="naclip"), voc21)

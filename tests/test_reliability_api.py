@@ -77,8 +77,8 @@ def test_meaniou_checks_its_arguments():
 def test_stride_equal_to_crop_covers_everything(vit_b32):
     """The limit case of the stride check: no pixel is left without a window (no NaN logits)."""
     seg = sl.Segmenter(vit_b32, ["cat", "dog"], templates=ONE_TEMPLATE, short_side=100, crop=64, stride=64)
-    x = seg.preprocess(torch.rand(3, 100, 150))[1]
-    assert torch.isfinite(seg.window_logits(x)).all()
+    x = seg.stages.preprocess(torch.rand(3, 100, 150))[1]
+    assert torch.isfinite(seg.stages.window_logits(x)).all()
 
 
 def test_long_class_names_warn_with_the_tokens_kept(vit_b32):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib import evaluate_cli
+from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.cli import main
 from tests.test_evaluate import cli
 from tests.test_reliability_cli import FAST, fast_model, no_model, one_error_line, photo  # noqa: F401 (fixtures)
@@ -128,7 +128,7 @@ def _zeros(image):
 @pytest.mark.parametrize("value, count", [("one", 1), ("openai", 80), ("3", 3)])
 def test_templates_mean_the_same_in_evaluate(tmp_path, monkeypatch, vit_b16, value, count):
     seen = {}
-    module = importlib.import_module("sclip_lib.evaluate")
+    module = importlib.import_module("sclip_lib.evaluation.loop")
 
     def fake_evaluate(attention, name, **kw):
         seen.update(kw)

@@ -3,7 +3,6 @@ same mIoU, bad samples skipped on request and listed, the summary rebuilt from e
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 
@@ -13,8 +12,8 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib import evaluate_cli
-from sclip_lib.evaluate import EvalResult, summary_rows, write_summary
+from sclip_lib.cli import evaluate as evaluate_cli
+from sclip_lib.evaluation.loop import EvalResult, summary_rows, write_summary
 from tests.test_benchmark_loading import generated_voc, hub_copy, save
 from tests.test_evaluate import FAST, cli
 
@@ -45,7 +44,7 @@ def quick_predict(self, image):
 
 
 def one_at_a_time(seg, items, image, *, errors=(), **_):
-    """``predict_packed`` without the packing: each image through ``seg.predict``, which the tests replace."""
+    """``predict_many`` without the packing: each image through ``seg.predict``, which the tests replace."""
     for item in items:
         picture = image(item)
         if picture is None:
@@ -60,8 +59,7 @@ def one_at_a_time(seg, items, image, *, errors=(), **_):
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch):
     monkeypatch.setattr(sl.Segmenter, "predict", quick_predict)
-    module = importlib.import_module("sclip_lib.evaluate")  # sl.evaluate is the function
-    monkeypatch.setattr(module, "predict_packed", one_at_a_time)  # the model stand-in sits in predict
+    monkeypatch.setattr(sl.Segmenter, "predict_many", one_at_a_time)  # the model stand-in sits in predict
 
 
 def run(model, source, out, **kw):

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib import evaluate_cli
+from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.cli import main
-from sclip_lib.evaluate import EvalResult, write_summary
+from sclip_lib.evaluation.loop import EvalResult, write_summary
 from sclip_lib import files
 from tests.test_benchmark_loading import save
 from tests.test_evaluate import cli

@@ -338,11 +338,11 @@ def test_segmenter_runs_resclip_and_records_its_settings(vit_b32):
     assert d["attention"] == "naclip+rcs+sfr" and d["attention_params"]["temp_thd"] == 0.5
     assert "attention_params" not in sl.Segmenter(vit_b32, ["cat"], templates=ONE_TEMPLATE).describe()
     # the prior handed to SFR is the window's own first-pass prediction: one label and probability per pixel
-    _, x = seg.preprocess(image)
+    _, x = seg.stages.preprocess(image)
     crop = x[..., :224, :224]
     with torch.no_grad():
         feats = sl.DenseEncoder(vit_b32, "naclip+rcs")(crop)
-        prior = seg.coarse_segmentation(sl.DenseEncoder._dense(feats, (7, 7)), crop)
+        prior = seg.stages.coarse_segmentation(sl.DenseEncoder._dense(feats, (7, 7)), crop)
     assert prior.labels.shape == prior.confidence.shape == (1, 224, 224) and prior.patch_size == (32, 32)
     assert int(prior.labels.max()) < 2 and bool(((prior.confidence >= 0.5) & (prior.confidence <= 1)).all())
 
@@ -361,13 +361,13 @@ def test_first_pass_gives_each_window_the_same_prior_one_by_one_or_in_chunks(vit
     torch.manual_seed(0)
     windows = torch.randn(5, 3, 224, 224)
     features = F.normalize(torch.randn(5, vit_b32.visual.output_dim, 7, 7), dim=1)
-    one = seg.coarse_segmentation(features, windows)  # a CPU: one window at a time
+    one = seg.stages.coarse_segmentation(features, windows)  # a CPU: one window at a time
     monkeypatch.setattr(segmenter_module, "_prior_chunk", lambda windows, queries: 3)  # as on a GPU: 3 + 2
-    chunked = seg.coarse_segmentation(features, windows)
+    chunked = seg.stages.coarse_segmentation(features, windows)
     assert torch.equal(one.labels, chunked.labels) and one.labels.shape == (5, 224, 224)
     torch.testing.assert_close(one.confidence, chunked.confidence, rtol=1e-5, atol=1e-6)
     # each window's prior is its own: the first window alone gives the same
-    alone = seg.coarse_segmentation(features[:1], windows[:1])
+    alone = seg.stages.coarse_segmentation(features[:1], windows[:1])
     assert torch.equal(alone.labels[0], one.labels[0])
 
 
@@ -409,7 +409,7 @@ def test_protocol_settings_and_weights_per_benchmark(vit_b32):
 
 
 def test_results_show_resclip_numbers_only_for_a_published_method_under_its_protocol(vit_b32):
-    from sclip_lib.evaluate import _published
+    from sclip_lib.evaluation.loop import _published
 
     bench = sl.BENCHMARKS["voc21"]
     runs = [("naclip+rcs+sfr", "resclip"), ("sclip+rcs+sfr", "resclip"), ("sclip+rcs", "resclip"), ("naclip", "resclip"),

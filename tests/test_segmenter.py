@@ -31,7 +31,7 @@ def reference_pipeline(seg: sl.Segmenter, image: np.ndarray):
     mean = torch.tensor(s.mean or [0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
     std = torch.tensor(s.std or [0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     x = (x - mean) / std
-    text = seg.text_features()
+    text = seg.stages.text_features()
     canvas = torch.zeros(len(text), h, w)
     count = torch.zeros(h, w)
     whole = s.inference == "whole"
@@ -55,7 +55,7 @@ def reference_pipeline(seg: sl.Segmenter, image: np.ndarray):
         guide = F.interpolate(x, size=(H, W), mode="bilinear")
         logits = reference_pamr(guide, logits[None], s.pamr_iterations, s.pamr_dilations)[0].float()
     probs = torch.softmax(logits * s.logit_scale, dim=0)
-    q2c = [i for i, names in enumerate(seg.class_names.classes) for _ in names]
+    q2c = [i for i, names in enumerate(seg.classes.synonyms) for _ in names]
     cls = torch.stack([probs[[j for j, c in enumerate(q2c) if c == i]].max(0).values for i in range(seg.num_classes)])
     class_probs = cls.clone()  # what probabilities() returns: before the thresholds
     if s.area_thd is not None:
@@ -124,10 +124,10 @@ def test_pamr_reads_the_network_image_unless_told_otherwise(vit_b32, photo):
     common = dict(templates=ONE_TEMPLATE, short_side=64, pamr=True, pamr_dilations=(1, 2))
     net = sl.Segmenter(vit_b32, CLASSES, **common)
     orig = sl.Segmenter(vit_b32, CLASSES, pamr_image="original", **common)
-    rgb, x = net.preprocess(photo)
+    rgb, x = net.stages.preprocess(photo)
     assert x.shape[-2:] == (64, 98)
-    torch.testing.assert_close(orig.pamr_image(rgb, x), rgb[None])
-    torch.testing.assert_close(net.pamr_image(rgb, x), F.interpolate(x, size=(150, 230), mode="bilinear"))
+    torch.testing.assert_close(orig.stages.pamr_guide(rgb, x), rgb[None])
+    torch.testing.assert_close(net.stages.pamr_guide(rgb, x), F.interpolate(x, size=(150, 230), mode="bilinear"))
     assert not torch.allclose(net.probabilities(photo), orig.probabilities(photo), atol=1e-4)
 
 
@@ -239,8 +239,8 @@ def test_unknown_attention(vit_b32):
 
 def test_class_strings_and_background(vit_b32):
     seg = sl.Segmenter(vit_b32, "cat; sofa, couch", background=sl.STUFF_BACKGROUND, templates=ONE_TEMPLATE, prob_thd=0.1)
-    assert seg.num_classes == 3 and seg.labels == ["sky", "cat", "sofa"]
-    assert seg.class_names.query_to_class.tolist() == [0] * 26 + [1, 2, 2]
+    assert seg.num_classes == 3 and seg.classes.names == ["sky", "cat", "sofa"]
+    assert seg.classes.query_to_class.tolist() == [0] * 26 + [1, 2, 2]
 
 
 def test_untrained_weights_are_marked(vit_b32):
@@ -257,8 +257,8 @@ def test_text_embeddings_are_computed_once_per_model(vit_b32, monkeypatch):
     real = text.encode_queries
     monkeypatch.setattr(text, "encode_queries", lambda *a, **k: calls.append(list(a[2])) or real(*a, **k))
     templates = ("a picture of the {}.",)
-    first = sl.Segmenter(vit_b32, ["zebra", "okapi"], templates=templates).text_features()
-    second = sl.Segmenter(vit_b32, ["okapi", "zebra, tapir"], "maskclip", templates=templates).text_features()
+    first = sl.Segmenter(vit_b32, ["zebra", "okapi"], templates=templates).stages.text_features()
+    second = sl.Segmenter(vit_b32, ["okapi", "zebra, tapir"], "maskclip", templates=templates).stages.text_features()
     assert calls == [["zebra", "okapi"], ["tapir"]]  # only the new name is encoded
     torch.testing.assert_close(second[0], first[1])
 
@@ -286,11 +286,11 @@ def test_cuda_fp16_pamr_output_is_cast_to_half_before_the_softmax(vit_b32, monke
     monkeypatch.setattr(postprocess, "class_probabilities", lambda logits, *a: seen.append(logits.dtype) or real(logits, *a))
     probs = seg.probabilities(img)
     assert seen == [torch.float16] and probs.dtype == torch.float32
-    rgb, x = seg.preprocess(img)
-    full = F.interpolate(seg.window_logits(x)[None], size=(90, 120), mode="bilinear")
+    rgb, x = seg.stages.preprocess(img)
+    full = F.interpolate(seg.stages.window_logits(x)[None], size=(90, 120), mode="bilinear")
     refined = reference_pamr(F.interpolate(x, size=(90, 120), mode="bilinear"), full, 10, (8, 16))[0]
     expected = (refined.half() * seg.settings.logit_scale).softmax(0).float()
-    q2c = seg.class_names.query_to_class.tolist()
+    q2c = seg.classes.query_to_class.tolist()
     expected = torch.stack([expected[[j for j, c in enumerate(q2c) if c == i]].max(0).values for i in range(3)])
     torch.testing.assert_close(probs, expected.cpu(), atol=2e-3, rtol=0)
     vit_b32.to("cpu")

@@ -46,12 +46,12 @@ def test_pamr_is_bit_identical_to_the_previous_loop(shape, iterations, dilations
 def previous_window_logits(seg: sl.Segmenter, x: torch.Tensor) -> torch.Tensor:
     s = seg.settings
     h, w = x.shape[-2:]
-    windows = seg.windows(h, w)
-    canvas = torch.zeros(len(seg.text_features()), h, w)
+    windows = seg.stages.windows(h, w)
+    canvas = torch.zeros(len(seg.stages.text_features()), h, w)
     count = torch.zeros(1, h, w)
     for start in range(0, len(windows), s.batch_size):
         batch = windows[start : start + s.batch_size]
-        logits = seg.crop_logits(torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch]))
+        logits = seg.stages.crop_logits(torch.cat([x[..., y1:y2, x1:x2] for y1, y2, x1, x2 in batch]))
         y1, y2, x1, x2 = batch[0]
         size = (y2 - y1, x2 - x1)
         per_call = max(1, (1 << 24) // (logits.shape[1] * size[0] * size[1]))
@@ -112,9 +112,9 @@ def previous_labels(probs: torch.Tensor, prob_thd: float, area_thd: float | None
 def previous_predict(seg: sl.Segmenter, image, band_elements=1 << 24):
     """The previous ``Segmenter.predict`` and ``probabilities`` (no PAMR here: PAMR is compared above)."""
     s = seg.settings
-    rgb, x = seg.preprocess(image)
+    rgb, x = seg.stages.preprocess(image)
     logits = previous_window_logits(seg, x)
-    q2c = seg.class_names.query_to_class
+    q2c = seg.classes.query_to_class
     probs = previous_probabilities(logits, tuple(rgb.shape[-2:]), q2c, s.logit_scale, band_elements)
     return probs, previous_labels(probs, s.prob_thd, s.area_thd)
 
@@ -163,10 +163,10 @@ def test_pamr_pipeline_equals_the_previous_path(vit_b16):
     seg = sl.Segmenter(vit_b16, ["cat", "sofa, couch", "lamp"], templates=ONE_TEMPLATE, short_side=100, crop=64,
                        stride=32, pamr=True, pamr_iterations=3)  # fmt: skip
     image = _photo(110, 150, seed=4)
-    rgb, x = seg.preprocess(image)
+    rgb, x = seg.stages.preprocess(image)
     full = F.interpolate(previous_window_logits(seg, x)[None], size=(110, 150), mode="bilinear", align_corners=False)
     refined = previous_pamr(PAMR(3, (8, 16)), F.interpolate(x, size=(110, 150), mode="bilinear"), full)[0]
-    probs = previous_probabilities(refined, (110, 150), seg.class_names.query_to_class, seg.settings.logit_scale)
+    probs = previous_probabilities(refined, (110, 150), seg.classes.query_to_class, seg.settings.logit_scale)
     assert torch.equal(seg.predict(image), probs.argmax(0))
     torch.testing.assert_close(seg.probabilities(image), probs, atol=1e-6, rtol=1e-5)
 
@@ -224,11 +224,11 @@ def test_sfr_first_pass_is_bit_identical_to_the_previous_code(vit_b16):
                        stride=32, short_side=96)  # fmt: skip
     g = torch.Generator().manual_seed(8)
     features, windows = torch.randn(3, 512, 4, 4, generator=g), torch.randn(3, 3, 64, 64, generator=g)
-    prior = seg.coarse_segmentation(features, windows)
+    prior = seg.stages.coarse_segmentation(features, windows)
     # previous create_logit_temp, one window at a time on a CPU: upsample, PAMR, scale, softmax, top query
     probs = []
     for feats, pixels in zip(features.split(1), windows.split(1)):
-        logits = torch.einsum("bchw,qc->bqhw", feats, seg.text_features())
+        logits = torch.einsum("bchw,qc->bqhw", feats, seg.stages.text_features())
         logits = F.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False)
         probs.append((previous_pamr(PAMR(10, (8, 16)), pixels, logits) * seg.settings.logit_scale).softmax(dim=1))
     probs = torch.cat(probs)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import sclip_lib as sl
-from sclip_lib import text_encoding, textcache
+from sclip_lib import text
 
 TEMPLATES = ("a photo of a {}.", "a bad photo of the {}, seen from far away in the dark.")
 NAMES = ["cat", "remote control", "a very long name of a thing with many words in it", "x"]
@@ -33,13 +33,13 @@ def test_batched_cut_encoding_equals_per_class_encoding(vit_b32):
 
 def test_prompts_run_only_up_to_their_longest_token(vit_b32, monkeypatch):
     widths = []
-    encode = text_encoding._encode
+    encode = text._encode
 
     def spy(model, tokens):
         widths.append(tokens.shape[-1])
         return encode(model, tokens)
 
-    monkeypatch.setattr(text_encoding, "_encode", spy)
+    monkeypatch.setattr(text, "_encode", spy)
     sl.text_embeddings(vit_b32, ["cat", "dog"], ("a photo of a {}.",), cache=False, progress=False)
     sl.text._CACHE.pop(vit_b32, None)
     assert widths == [8]  # <start> a photo of a cat . <end>: 8 of the 77 positions
@@ -52,7 +52,7 @@ def test_disk_cache_returns_the_computed_embeddings(vit_b32, tmp_path, monkeypat
     files = list((tmp_path / "text-embeddings").rglob("*.npy"))
     assert len(files) == 2 and all(f.stat().st_mode & 0o777 == 0o644 for f in files)
 
-    monkeypatch.setattr(text_encoding, "_encode", lambda *a: pytest.fail("cached names must not be encoded"))
+    monkeypatch.setattr(text, "_encode", lambda *a: pytest.fail("cached names must not be encoded"))
     sl.text._CACHE.pop(vit_b32, None)  # as in a new process
     again = sl.text_embeddings(vit_b32, ["dog", "cat"], TEMPLATES, progress=False)
     assert torch.equal(again, first.flip(0))
@@ -66,10 +66,10 @@ def test_disk_cache_key_and_switch(vit_b32, tmp_path, monkeypatch):
     sl.text_embeddings(model, ["cat"], TEMPLATES[:1], progress=False)  # other templates: another folder
     assert len(list((tmp_path / "text-embeddings").iterdir())) == 2
     monkeypatch.setenv("SCLIP_TEXT_CACHE", "0")
-    assert textcache.TextCache.open(model, TEMPLATES, torch.device("cpu")) is None
+    assert text.TextCache.open(model, TEMPLATES, torch.device("cpu")) is None
     monkeypatch.delenv("SCLIP_TEXT_CACHE")
     monkeypatch.delenv("SCLIP_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert textcache.cache_dir() == tmp_path / "xdg" / "sclip"
+    assert text.cache_dir() == tmp_path / "xdg" / "sclip"
     monkeypatch.delattr(model, "sclip_weights")  # not from load_clip: its weights cannot be named
-    assert textcache.TextCache.open(model, TEMPLATES, torch.device("cpu")) is None
+    assert text.TextCache.open(model, TEMPLATES, torch.device("cpu")) is None

@@ -1,4 +1,4 @@
-"""Sphinx extension: the explorers' data files (sclip_lib/explorer.py) beside their pages on the built site.
+"""Sphinx extension: the explorers' data files (sclip_lib/book/explorers.py) beside their pages on the built site.
 
 A chapter's kernel stages its explorers' float16 arrays in ``_build/explorer-data/<page folder>/`` (the
 kernel learns that folder from the variables set here). When the HTML is written, this extension copies

@@ -1,2 +1,3 @@
-"""Test helpers that are useful outside the test suite too: a local Hugging Face hub (``hub.py``) and the
-repos it serves (``hub_repos.py``). Run ``python -m sclip_lib.testing.hub --help`` to try real mode offline."""
+"""Test helpers that are useful outside the test suite too: a local Hugging Face hub (``hub.py``), the repos it
+serves (``hub_repos.py``), where real samples are (``samples.py``) and which browser checks the site
+(``browser.py``). Run ``python -m sclip_lib.testing --help`` to try real mode offline."""

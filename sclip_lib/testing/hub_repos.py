@@ -3,9 +3,9 @@
 - Weights: for each model, the repo id and file name that open_clip asks the hub for with the ``openai``
   tag (read from ``open_clip.get_pretrained_cfg``), holding seeded random weights as an open_clip state
   dict, in safetensors (the file open_clip tries first) or as the ``.bin`` it falls back to.
-- Benchmarks: every hub repo of the registry (``sclip_lib.benchmarks.registry``), at the revision it names,
+- Benchmarks: every hub repo of the registry (``sclip_lib.evaluation.registry``), at the revision it names,
   in its layout (``data_files``, ``siblings``), columns, ``Image`` features and mask mode; rows come from
-  the real samples in ``../shared/data/benchmark-samples`` where present and are synthetic after that
+  the real samples of ``$SCLIP_SAMPLES_DIR`` (:mod:`sclip_lib.testing.samples`) where present and are synthetic after that
   (and for Cityscapes, whose licence forbids copies). Main-branch repos get the README front matter that
   ``push_to_hub`` writes; parquet-converted revisions, like the hub's, have none.
 
@@ -26,11 +26,11 @@ import numpy as np
 from PIL import Image
 
 from .hub import revision_folder
+from .samples import samples_folder
 
-__all__ = ["WEIGHTS_SEED", "weights_repo", "build_weights", "build_benchmark_repos", "build_hub", "SHARED_SAMPLES"]
+__all__ = ["WEIGHTS_SEED", "weights_repo", "build_weights", "build_benchmark_repos", "build_hub"]
 
 WEIGHTS_SEED = 1234  # differs from load_clip's UNTRAINED_SEED, so served weights are told apart from untrained
-SHARED_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "benchmark-samples"
 # (width, height) of synthetic images: each benchmark's typical size, or a small one for quick tests
 _SIZES = {"voc": (500, 375), "coco": (640, 480), "cityscapes": (2048, 1024), "ade20k": (683, 512)}
 _SMALL = {"voc": (64, 48), "coco": (64, 48), "cityscapes": (128, 64), "ade20k": (68, 51)}
@@ -121,7 +121,7 @@ def _real_rows(layout: str, shared: Path | None) -> list[tuple[bytes, bytes]]:
         names = sorted(p.stem for p in (shared / "ade20k" / "images").glob("*.jpg"))
         return [((shared / "ade20k" / "images" / f"{n}.jpg").read_bytes(), (shared / "ade20k" / "annotations" / f"{n}.png").read_bytes()) for n in names]
     if layout == "coco" and (shared / "coco" / "000000039769.png").is_file():
-        from ..benchmarks.labels import coco_stuff_171
+        from ..evaluation.labels import coco_stuff_171
 
         approx = np.asarray(Image.open(shared / "coco" / "000000039769_cocostuff171_APPROX_from_panoptic.png"))
         inverse = np.full(256, 255, np.uint8)  # train id -> stuff-thing map value (category id - 1)
@@ -170,9 +170,12 @@ def _card(hub, splits: dict[str, tuple[str, int, int]]) -> str:
     return "\n".join(lines)
 
 
-def build_benchmark_repos(root: Path, rows: int = 4, small_images: bool = True, shared: Path | None = SHARED_SAMPLES) -> dict[str, Path]:
-    """Every benchmark repo of the registry under ``root/datasets``; returns {repo id: revision folder}."""
-    from ..benchmarks.registry import BENCHMARKS
+def build_benchmark_repos(root: Path, rows: int = 4, small_images: bool = True, shared: Path | None = None) -> dict[str, Path]:
+    """Every benchmark repo of the registry under ``root/datasets``; returns {repo id: revision folder}.
+    Rows come from the real samples in ``shared`` (default ``$SCLIP_SAMPLES_DIR``) where present."""
+    from ..evaluation.registry import BENCHMARKS
+
+    shared = samples_folder() if shared is None else shared
 
     built: dict[str, Path] = {}
     for bench in BENCHMARKS.values():
@@ -184,7 +187,7 @@ def build_benchmark_repos(root: Path, rows: int = 4, small_images: bool = True, 
             shutil.rmtree(folder)
         rng = np.random.default_rng(zlib.crc32(hub.repo.encode()))
         size = (_SMALL if small_images else _SIZES)[bench.layout]
-        values = [v for v in bench.labels.valid_values if v != 255] or [0]
+        values = [v for v in bench.label_map.valid_values if v != 255] or [0]
         real = _real_rows(bench.layout, shared)[:rows]
         split_rows = real + [_synthetic(rng, size, values, hub.mask_mode) for _ in range(rows - len(real))]
         path = folder / _file_for(hub.data_files)
@@ -207,7 +210,7 @@ def build_benchmark_repos(root: Path, rows: int = 4, small_images: bool = True, 
 
 
 def build_hub(root: str | os.PathLike, models=("ViT-B-16", "ViT-B-32"), rows: int = 4, small_images: bool = True,
-              shared: Path | None = SHARED_SAMPLES, formats: dict[str, str] | None = None) -> Path:  # fmt: skip
+              shared: Path | None = None, formats: dict[str, str] | None = None) -> Path:  # fmt: skip
     """Weights for ``models`` and every benchmark repo under ``root``; skipped when already built alike."""
     root = Path(root)
     formats = formats or {}

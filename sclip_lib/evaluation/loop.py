@@ -38,12 +38,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .benchmarks import PAPER_ORDER, Benchmark, BenchmarkData, get_benchmark, get_protocol, load_benchmark
-from .benchmarks.loading import SAMPLE_ERRORS, BadSample
-from .files import check_output_folder, write_atomic
+from .registry import PAPER_ORDER, Benchmark, get_benchmark
+from .loading import BenchmarkData, load_benchmark
+from .protocols import get_protocol
+from .loading import SAMPLE_ERRORS, BadSample
+from ..files import check_output_folder, write_atomic
 from .metrics import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MeanIoU, bootstrap_miou
-from .packing import predict_packed
-from .segmenter import Segmenter
+from ..segmenter import Segmenter
 
 __all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic", "result_stem", "settings_hash"]
 
@@ -184,7 +185,7 @@ def result_stem(benchmark: str, settings: dict, model: str, limit: int | None, d
     (the result's ``data``), the :func:`settings_hash` too, so runs that differ in any setting never
     share a file."""
     parts = [benchmark, settings.get("attention", "?"), model]
-    if settings.get("protocol") not in (None, "sclip"):  # SCLIP's protocol keeps the earlier names
+    if settings.get("protocol") not in (None, "sclip"):  # the default protocol: no name part
         parts.append(settings["protocol"])
     if settings.get("pamr"):
         parts.append("pamr")
@@ -268,7 +269,7 @@ def evaluate(
         _keep_finished(folder / f"{state.stem}.json", resume and not state.resumed)
 
     start = time.perf_counter()
-    seg.text_features()  # once, outside the per-image timing
+    seg.stages.text_features()  # once, outside the per-image timing
     text_seconds = time.perf_counter() - start
     metric = state.metric
     loop_start = time.perf_counter() - state.loop_seconds
@@ -279,7 +280,7 @@ def evaluate(
     samples = rows.samples(workers, start=state.rows, skip_bad=skip_bad)
     try:
         # windows of consecutive images share encoder batches; masks are those of seg.predict
-        for sample, pred in predict_packed(seg, samples, _image_of, errors=SAMPLE_ERRORS if skip_bad else ()):
+        for sample, pred in seg.predict_many(samples, _image_of, errors=SAMPLE_ERRORS if skip_bad else ()):
             if isinstance(sample, BadSample):
                 state.skip(sample.name, sample.error)
             else:
@@ -324,7 +325,7 @@ def evaluate(
         title=bench.title,
         miou=score.miou,
         iou=score.iou,
-        class_names=bench.labels_list,
+        class_names=bench.class_names,
         num_images=state.images,
         num_pixels=score.num_pixels,
         seconds_per_image=loop_seconds / state.images,
@@ -377,7 +378,7 @@ class _Progress:
         self, bench: Benchmark, settings: dict, data: dict, model: str, folder: Path | None, resume: bool, part: str = ""
     ):
         self.key = {"benchmark": bench.name, "settings": settings, "data": data, "model": model}
-        self.metric = MeanIoU(bench.num_classes, class_names=bench.labels_list)
+        self.metric = MeanIoU(bench.num_classes, class_names=bench.class_names)
         self.rows = 0  # rows of the split consumed, bad ones included
         self.images = 0  # images scored
         self.skipped: list[dict] = []
@@ -536,7 +537,7 @@ def _model_tag(seg: Segmenter) -> str:
 def _versions() -> dict:
     import open_clip
 
-    from . import __version__
+    from ..version import __version__
 
     return {"sclip_lib": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
             "python": platform.python_version()}  # fmt: skip

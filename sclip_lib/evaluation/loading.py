@@ -21,8 +21,6 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -31,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..images import upright
+from ..stages import prefetched
 from .layouts import LayoutError, find_pairs
 from .registry import Benchmark, HubSource, get_benchmark
 
@@ -116,7 +115,7 @@ class BenchmarkData:
                 f"{raw.shape[1]}x{raw.shape[0]} (width x height) differ in size; the ground truth is scored "
                 "at the image's own size, so they must match"
             )
-        return Sample(name, rgb, self.benchmark.labels(raw, where=f"{self.benchmark.name} {name}"))
+        return Sample(name, rgb, self.benchmark.label_map(raw, where=f"{self.benchmark.name} {name}"))
 
     def samples(self, workers: int | None = None, *, start: int = 0, skip_bad: bool = False) -> Iterator[Sample]:
         """Decoded samples in order; ``workers`` threads decode ahead (0: decode in the caller's thread).
@@ -126,7 +125,7 @@ class BenchmarkData:
         """
         workers = self.workers if workers is None else workers
         rows = itertools.islice(self.rows(), start, None)
-        return _prefetch(self._decode_or_bad if skip_bad else self.decode, rows, workers)
+        return prefetched(self._decode_or_bad if skip_bad else self.decode, rows, workers)
 
     def _decode_or_bad(self, row: tuple[str, object, object]) -> "Sample | BadSample":
         try:
@@ -229,8 +228,19 @@ def _hub_data(bench: Benchmark, limit: int | None, workers: int, folder: Path | 
     return BenchmarkData(bench, rows, limit=limit, size=size, source=where, workers=workers)
 
 
+def _datasets():
+    """Hugging Face ``datasets`` (the ``[eval]`` extra), or an error that says how to install it."""
+    try:
+        import datasets
+    except ImportError:
+        raise BenchmarkSourceError(
+            "loading a benchmark needs Hugging Face datasets, which is not installed: pip install 'sclip_lib[eval]'"
+        ) from None
+    return datasets
+
+
 def _open_dataset(bench: Benchmark, hub: HubSource, folder: Path | None):
-    import datasets
+    datasets = _datasets()
 
     try:
         if folder is None:
@@ -265,7 +275,7 @@ def _open_dataset(bench: Benchmark, hub: HubSource, folder: Path | None):
 
 def _undecoded(dataset, hub: HubSource):
     """Ask ``datasets`` for the encoded bytes of image columns: decoding happens in our worker threads."""
-    import datasets
+    datasets = _datasets()
 
     features = dataset.features or {}
     for column in (hub.image_column, hub.mask_column):
@@ -319,30 +329,3 @@ def _mask_array(mask: Image.Image, where: str) -> np.ndarray:
         f"{where}: the mask is a {mask.mode} colour image; expected class indices (a palette 'P' or grey "
         "'L' PNG). Convert colour masks to indices with the dataset's palette first"
     )
-
-
-def _prefetch(fn: Callable, items: Iterable, workers: int, depth: int | None = None) -> Iterator:
-    """``map(fn, items)`` in order, computed ``depth`` items ahead by ``workers`` threads."""
-    if workers <= 0:
-        yield from map(fn, items)
-        return
-    depth = depth or 2 * workers
-    pending: deque = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="sclip-decode") as pool:
-        try:
-            try:
-                for item in items:
-                    pending.append(pool.submit(fn, item))
-                    if len(pending) >= depth:
-                        yield pending.popleft().result()
-            except Exception:
-                # the items themselves failed (a bad row, say): what was already taken still comes out
-                # first, in order, so the caller keeps the work done before the failure
-                while pending:
-                    yield pending.popleft().result()
-                raise
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:  # stopped early (error, break): don't decode what nobody will read
-                future.cancel()

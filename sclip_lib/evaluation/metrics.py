@@ -23,12 +23,22 @@ BOOTSTRAP_LEVEL = 0.95
 
 @dataclass
 class IoUResult:
-    miou: float  # percent, mean over classes with a defined IoU
-    iou: list[float]  # per class, percent; NaN where a class is in neither prediction nor ground truth
-    num_pixels: int  # scored (not ignored) ground-truth pixels
+    """What :meth:`MeanIoU.compute` returns.
+
+    Attributes:
+        miou: the mean IoU in percent, over the classes with a defined IoU.
+        iou: per class, in percent; NaN where a class is in neither the predictions nor the ground truth.
+        num_pixels: the ground-truth pixels scored (not ignored).
+        class_names: one name per class, for :meth:`per_class`; None: the class indices.
+    """
+
+    miou: float
+    iou: list[float]
+    num_pixels: int
     class_names: list[str] | None = field(default=None)
 
     def per_class(self) -> dict:
+        """``{class name: IoU in percent}``."""
         names = self.class_names or [str(i) for i in range(len(self.iou))]
         return dict(zip(names, self.iou))
 

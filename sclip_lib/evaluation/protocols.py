@@ -33,6 +33,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from ..attention import AttentionVariant, get_attention
 from ..segmenter import Settings
+from .published import Published, published
 
 __all__ = ["Protocol", "Published", "PROTOCOLS", "get_protocol", "UnknownProtocolError", "MASKCLIP_TEMPLATES",
            "DIFFERENCES", "differences_markdown"]
@@ -57,22 +58,12 @@ class UnknownProtocolError(KeyError):
 
 
 @dataclass(frozen=True)
-class Published:
-    """A published mIoU and exactly where it was read."""
-
-    miou: float
-    source: str  # e.g. "NACLIP README (released code, PAMR on)"
-    verified: bool = True  # False: typed from the project's reference, not checked against the paper's text here
-    pamr: bool | None = None  # the PAMR setting it was measured with, where it differs from the protocol's own
-
-
-@dataclass(frozen=True)
 class Protocol:
     """One method's evaluation protocol.
 
     ``settings`` maps a benchmark to its :class:`Settings` (``None``: the benchmark's own settings, i.e.
     SCLIP's); ``class_files`` maps a benchmark to a packaged class file replacing the default one;
-    ``published`` maps a benchmark to the method's published number under this protocol.
+    the published numbers under it are in :mod:`sclip_lib.evaluation.published` (:meth:`numbers`).
     """
 
     name: str
@@ -83,15 +74,11 @@ class Protocol:
     class_files: Mapping[str, str] = field(default_factory=dict)
     templates: tuple | None = None  # None: the 80 OpenAI ImageNet templates
     precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
-    published: Mapping[str, Published] = field(default_factory=dict)
-    released: Mapping[str, Published] = field(default_factory=dict)  # authors' README, released code
     differences: tuple[str, ...] = ()  # from DIFFERENCES, true of the authors' code at ``commit``
     commit: str = ""  # the commit of the authors' repository the values and differences were read at
     # benchmark -> modifier -> keyword arguments, for protocols of plug-ins with per-benchmark weights
     # (ResCLIP: {"rcs": {"weights": ...}, "sfr": {"weights": ..., "temp_thd": ...}})
     modifiers: Mapping[str, Mapping[str, Mapping]] = field(default_factory=dict)
-    # published numbers of further methods under this same protocol: method -> benchmark -> number
-    also_published: Mapping[str, Mapping[str, Published]] = field(default_factory=dict)
 
     @property
     def repository(self) -> str:
@@ -119,12 +106,7 @@ class Protocol:
         """The (paper, released-code) mIoU of ``method`` (default: the protocol's own) on ``benchmark``
         under this protocol, None where unpublished."""
         method = self.method if method is None else method
-        if method != self.method:
-            return self.also_published.get(method, {}).get(benchmark.name), None
-        if self.name == "sclip":  # SCLIP's numbers live with each benchmark in the registry
-            return (Published(benchmark.paper_miou, SCLIP_PAPER_SOURCE, verified=False),
-                    Published(benchmark.released_miou, SCLIP_README_SOURCE))  # fmt: skip
-        return self.published.get(benchmark.name), self.released.get(benchmark.name)
+        return published(self.name, method, benchmark.name), published(self.name, method, benchmark.name, "released")
 
     def attention_for(self, benchmark, attention: "str | AttentionVariant") -> "str | AttentionVariant":
         """``attention`` with this protocol's weights for ``benchmark``'s modifiers (names only; a variant
@@ -156,13 +138,6 @@ def _derive(base: Settings, **per_benchmark: dict) -> dict[str, Settings]:
 
 ALL = ("voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k")
 
-
-def _numbers(values, source: str, verified: bool, names=ALL, pamr: bool | None = None) -> dict[str, Published]:
-    return {n: Published(v, source, verified, pamr) for n, v in zip(names, values)}
-
-
-SCLIP_PAPER_SOURCE = "SCLIP paper (ECCV 2024), per the project's reference (SCLIP.md section 5); table not checked here"
-SCLIP_README_SOURCE = "wangf3014/SCLIP README, 'Results' (released code)"
 
 # Where this project still differs from the authors' code, each written once: (the protocols it is true
 # of, one README bullet in Markdown). Every sentence is about the authors' code at the protocol's commit.
@@ -209,7 +184,7 @@ DIFFERENCES: tuple[tuple[tuple[str, ...], str], ...] = (
      "the SCLIP protocol (as in SCLIP's configs), on in the NACLIP protocol (`pamr_steps=10`, NACLIP's "
      "default) and in ResCLIP's first pass. Where PAMR raises a `RuntimeError` (e.g. out of memory), "
      "NACLIP and ResCLIP's first pass go on without it; here it always runs. `pamr_image=\"original\"` "
-     "(the original image, this project's earlier behaviour) is an option, not the default."),
+     "(the original image in [0, 1], sharper edges) is an option, not the default."),
     (('naclip', 'resclip'),
      "NACLIP and ResCLIP renormalise the class probabilities they store after the synonym max "
      "(`seg_probs /= seg_probs.sum(0, keepdim=True)`, after the argmax and `prob_thd`, so labels are "
@@ -263,15 +238,12 @@ def _differences_of(protocol: str) -> tuple[str, ...]:
     return tuple(text for names, text in DIFFERENCES if protocol in names)
 
 
-# The paper-table numbers below come from the project's reference (SCLIP.md section 5), which names no
-# table; they could not be checked against the papers' text here and are marked verified=False.
-# README numbers were read from the authors' repositories and are verified.
 _SCLIP = Protocol(
     name="sclip",
     method="sclip",
     title="SCLIP protocol",
     source="wangf3014/SCLIP configs/cfg_*.py, clip_segmentor.py",
-    settings={name: None for name in ALL},  # the registry's own settings and numbers (registry.py)
+    settings={name: None for name in ALL},  # the registry's own settings (registry.py)
     differences=_differences_of("sclip"),
     commit="b56bd3014b9e8a3ee3450bcfc53700a67d627b7a",
 )
@@ -291,8 +263,6 @@ _CLEARCLIP = Protocol(
     class_files={"voc21": "clearclip/voc21.txt", "voc20": "clearclip/voc20.txt",
                  "coco_object": "clearclip/coco_object.txt"},  # fmt: skip
     precision="fp16",  # create_model(..., precision='fp16') and inputs.half() (on CUDA; fp32 on a CPU)
-    published=_numbers([51.8, 32.6, 33.0, 80.9, 35.9, 23.9, 30.0, 16.7], "ClearCLIP paper (ECCV 2024), "
-                       "per the project's reference; table not checked here", verified=False),
     differences=_differences_of("clearclip"),
     commit="ad68a404d55d48d27330b93554eb64a234ff717f",
 )
@@ -310,14 +280,6 @@ _NACLIP = Protocol(
     settings=_derive(_NA_BASE, voc21={"prob_thd": 0.1, "inference": "whole"}, context60={"prob_thd": 0.1},
                      coco_object={"prob_thd": 0.1}, voc20={"inference": "whole"}, context59={},
                      coco_stuff={}, cityscapes={"short_side": 560}, ade20k={}),  # fmt: skip
-    # The paper's table was not readable here. These are not the PAMR-on numbers of this protocol: the README
-    # gives 64.07 etc. for `test_all.sh ... on` (PAMR on), and ResCLIP's table uses 58.9 etc. as NACLIP without
-    # post-processing; so they are tagged pamr=False and shown only beside a run without PAMR.
-    published=_numbers([58.9, 32.2, 33.2, 79.7, 35.2, 23.3, 35.5, 17.4], "NACLIP paper (WACV 2025), per the "
-                       "project's reference; without post-processing (PAMR off) as ResCLIP's table uses them; "
-                       "the paper's table not checked here", verified=False, pamr=False),
-    released=_numbers([64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05],
-                      "sinahmr/NACLIP README, 'Results' (released code, PAMR on)", verified=True),
     differences=_differences_of("naclip"),
     commit="0cac3a651f753b11315ea799cfbfabf79da1bd76",
 )
@@ -340,8 +302,6 @@ _MASKCLIP = Protocol(
                      cityscapes={"short_side": 512, "long_side": 1024}),  # fmt: skip
     class_files={n: f"maskclip/{n}.txt" for n in ("voc20", "context59", "coco_stuff", "cityscapes")},
     templates=MASKCLIP_TEMPLATES,
-    published=_numbers([49.5, 21.7, 12.5], "chongzhou96/MaskCLIP configs/maskclip/README.md (ViT-B/16, "
-                       "annotation-free)", verified=True, names=("voc20", "context59", "coco_stuff")),
     differences=_differences_of("maskclip"),
     commit="245d31f809be9c1938f8f30561b6bf9ed033d746",
 )
@@ -350,8 +310,6 @@ _MASKCLIP = Protocol(
 # the output; every configs/cfg_*.py resizes to (2048, 336) (cfg_city_scapes: 560), cfg_voc21 and cfg_voc20
 # set slide_crop=0 (whole image); prob_thd 0.1 in cfg_voc21, cfg_context60, cfg_coco_object. Each config
 # sets its own temp_thd, attn_rcs_weights and attn_sfr_weights (below); delete_same_entity=True in all.
-# Published: README result tables figs/main_results_w.png and figs/main_results_wo.png, ViT-B/16 "+ResCLIP"
-# rows (each base row there is the base's own paper number, under the base's own protocol).
 _RES_BASE = Settings(short_side=336, crop=224, stride=112, logit_scale=40.0)
 _RES = {  # benchmark: (prob_thd, temp_thd, (tau, lambda) RCS, (tau, lambda) SFR, whole image, short side)
     "voc21": (0.1, 0.50, (2.0, 0.3), (2.2, 0.7), True, 336),
@@ -363,7 +321,6 @@ _RES = {  # benchmark: (prob_thd, temp_thd, (tau, lambda) RCS, (tau, lambda) SFR
     "cityscapes": (0.0, 0.10, (2.0, 0.2), (2.1, 0.6), False, 560),
     "ade20k": (0.0, 0.25, (2.0, 0.3), (2.1, 0.7), False, 336),
 }
-_RES_SOURCE = "ResCLIP README result tables (figs/main_results_w.png, figs/main_results_wo.png), ViT-B/16, "
 _RESCLIP = Protocol(
     name="resclip",
     method="naclip+rcs+sfr",  # the paper's main method (test_all.sh: `wo_resi resclip`)
@@ -373,12 +330,6 @@ _RESCLIP = Protocol(
               for name, (prob, _, _, _, whole, short) in _RES.items()},  # fmt: skip
     modifiers={name: {"rcs": {"weights": rcs}, "sfr": {"weights": sfr, "temp_thd": temp}}
                for name, (_, temp, rcs, sfr, _, _) in _RES.items()},  # fmt: skip
-    published=_numbers([61.1, 33.5, 35.0, 86.0, 36.8, 24.7, 35.9, 18.0], _RES_SOURCE + "NACLIP +ResCLIP", True),
-    also_published={
-        "sclip+rcs+sfr": _numbers([60.7, 32.9, 34.3, 84.6, 35.8, 23.9, 34.4, 17.6], _RES_SOURCE + "SCLIP +ResCLIP", True),
-        "clearclip+rcs+sfr": _numbers([59.0, 32.9, 34.0, 87.1, 36.4, 24.3, 34.5, 17.8], _RES_SOURCE + "ClearCLIP +ResCLIP",
-                                      True),
-    },  # fmt: skip
     differences=_differences_of("resclip"),
     commit="0e085f7f52f06098b383599e9653cd28cc665a8c",
 )

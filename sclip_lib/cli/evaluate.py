@@ -3,8 +3,6 @@
     sclip evaluate --benchmark voc21 --limit 100 --attention sclip --device cuda
     sclip evaluate --benchmark voc21,voc20 --benchmark ade20k --source ade20k=/data/ADEChallengeData2016
     torchrun --nproc-per-node 4 -m sclip_lib.cli evaluate --benchmark all   # sharded, rank 0 writes
-
-``sclip_lib.cli`` adds the subcommand with :func:`add_parser` and runs it with :func:`run`.
 """
 
 from __future__ import annotations
@@ -13,14 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..evaluation import PAPER_ORDER, PROTOCOLS, get_benchmark
+from .options import TEMPLATES_HELP, add_model_args, add_run_args, chosen_templates, fail, nonnegative_int
+from .options import positive_int, pretrained_arg, resolve_device
+
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
     """Add the ``evaluate`` subcommand to an ``argparse`` subparsers object."""
-    from .benchmarks import PAPER_ORDER, PROTOCOLS
-    from .cli import TEMPLATES_HELP, nonnegative_int, positive_int, templates_arg
-
     p = subparsers.add_parser(
         "evaluate",
         help="evaluate on the paper's benchmarks and report mIoU",
@@ -30,26 +29,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--benchmark", "-b", action="append", required=True,
                    help=f"benchmark name(s), repeatable or comma separated; 'all' for {', '.join(PAPER_ORDER)}")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N images of each split only")
-    p.add_argument("--attention", default="sclip", help="last-block attention variant (default: sclip)")
     p.add_argument("--protocol", default="sclip", choices=tuple(PROTOCOLS),
                    help="whose evaluation protocol: settings, class files, templates (default: sclip). A "
                    "method's published number is shown only beside a run under its own protocol")
-    p.add_argument("--model", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)")
-    p.add_argument("--pretrained", default=None,
-                   help="open_clip pretrained tag or a local checkpoint file (default: openai)")
-    p.add_argument("--allow-untrained", action="store_true",
-                   help="use untrained random weights when --pretrained is not given (smoke test only)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--pamr", action="store_true",
-                   help="refine with PAMR (SCLIP's 'with PAMR' setting; the naclip protocol has it on already)")
+    add_model_args(p)
+    add_run_args(p, TEMPLATES_HELP + "; the maskclip protocol has 85")
     p.add_argument("--source", action="append", default=[], metavar="[NAME=]PATH",
                    help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable")
     p.add_argument("--out", default="results", type=Path, help="results folder (default: results/)")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="windows per encoder call (default 16)")
-    p.add_argument("--final-blocks", type=positive_int, default=None,
-                   help="apply the attention variant to the last N blocks (default 1; results file names then gain _finalN)")
-    p.add_argument("--templates", type=templates_arg, default="protocol",
-                   help=TEMPLATES_HELP + "; the maskclip protocol has 85")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="image decoding threads (default 2; 0: none)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from the progress it saved in --out (same arguments)")
@@ -61,12 +48,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sclip evaluate``; returns the exit status (0 ok, 2 bad input or data)."""
-    from .attention import get_attention
-    from .benchmarks import BenchmarkSourceError, get_benchmark, get_protocol
-    from .evaluate import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
-
-    from .cli import chosen_templates, pretrained_arg, resolve_device
-    from .files import check_output_folder
+    from ..attention import get_attention
+    from ..evaluation import BenchmarkSourceError, get_protocol
+    from ..evaluation.loop import SMOKE_WARNING, evaluate, format_table, summary_rows, write_summary
+    from ..files import check_output_folder
 
     try:
         # unknown names, bad devices and unwritable folders fail here, before the model loads
@@ -80,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
         chosen = chosen_templates(args.templates)
         check_output_folder(args.out)
     except (KeyError, ValueError) as e:
-        return _fail(e)
+        return fail(e)
 
-    from . import distributed
-    from .models import WeightsError, load_clip
+    from ..evaluation import distributed
+    from ..models import WeightsError, load_clip
 
     overrides = {} if chosen is None else {"templates": chosen}
     if args.pamr:
@@ -111,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  skipped {bad['name']}: {bad['error']}", file=sys.stderr)
     except (KeyError, ValueError, TypeError, BenchmarkSourceError, WeightsError, OSError,
             distributed.DistributedError) as e:  # fmt: skip
-        return _fail(e)
+        return fail(e)
     except KeyboardInterrupt as e:
-        _fail(e, "interrupted")
+        fail(e, "interrupted")
         return 130
     if not shard.is_main:
         return 0
@@ -126,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _benchmark_names(values: list[str]) -> list[str]:
-    from .benchmarks import PAPER_ORDER, get_benchmark
-
     names = [n.strip().lower() for v in values for n in v.split(",") if n.strip()]
     if "all" in names:
         for name in names:  # 'all,voc22': the typo is still an error, not dropped in silence
@@ -140,8 +123,6 @@ def _benchmark_names(values: list[str]) -> list[str]:
 
 
 def _sources(values: list[str], names: list[str]) -> dict[str, str]:
-    from .benchmarks import get_benchmark
-
     sources = {}
     for value in values:
         name, sep, path = value.partition("=")
@@ -154,11 +135,3 @@ def _sources(values: list[str], names: list[str]) -> dict[str, str]:
             raise ValueError(f"--source {value}: {name!r} is not among the benchmarks to evaluate ({', '.join(names)})")
         sources[name] = path
     return sources
-
-
-def _fail(error: BaseException, message: str | None = None) -> int:
-    """One ``error:`` line, then the notes the error carries (e.g. where progress was saved)."""
-    print(f"error: {message or error}", file=sys.stderr)
-    for note in getattr(error, "__notes__", ()):
-        print(f"  {note}", file=sys.stderr)
-    return 2

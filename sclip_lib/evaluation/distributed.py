@@ -30,7 +30,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from .benchmarks import BenchmarkData
+from .loading import BenchmarkData
 
 __all__ = [
     "Shard", "DistributedError", "context", "launched", "local_device", "shard_rows", "all_reduce_sums",

@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .attention import AttentionContext, attention_weights
-from .encoder import DenseEncoder, _project_qkv
-from .images import as_image_tensor, normalize, resize_to_fit
-from .models import weights_info
-from .text import Template, text_embeddings
+from ..attention import AttentionContext, attention_weights
+from ..encoder import DenseEncoder, _project_qkv
+from ..images import as_image_tensor, normalize, resize_to_fit
+from ..models import weights_info
+from ..text import Template, text_embeddings
 
 __all__ = [
     "BUDGET_BYTES",
@@ -263,7 +263,7 @@ def compute(
 
 
 def _palette(n: int = 32) -> list[list[int]]:
-    from .viz import palette
+    from ..viz import palette
 
     return palette(n + 1)[1:].tolist()  # class 0's black would hide the image
 
