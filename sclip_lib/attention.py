@@ -10,6 +10,12 @@ Adding a variant is one function and one decorator::
     @register_attention("vv", keep_residual=False)
     def vv_attention(q, k, v, ctx):
         return _attend(v @ v.transpose(-2, -1) * ctx.scale, v)
+
+Names: :data:`ATTENTIONS` maps each registered *base* variant's name to it (``list_attentions()`` gives
+the same names). A modifier (``list_modifiers()``, e.g. ResCLIP's ``"rcs"`` and ``"sfr"``) is written
+after a base with ``+``: ``"naclip+rcs+sfr"``. Such composed names are built on request by
+:func:`get_attention` and checked by :func:`is_attention`; they are not keys of :data:`ATTENTIONS`, so
+``name in ATTENTIONS`` and ``name in list(ATTENTIONS)`` always agree.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ __all__ = [
     "Prior",
     "UnknownAttentionError",
     "get_attention",
+    "is_attention",
+    "list_attentions",
+    "list_modifiers",
     "register_attention",
     "register_modifier",
     "attention_weights",
@@ -49,29 +58,59 @@ class Prior:
 
 @dataclass(frozen=True)
 class AttentionContext:
-    """What a variant may need beyond q, k, v."""
+    """What a variant may need beyond q, k, v; the encoder builds one per batch of windows and block.
 
-    scale: float | torch.Tensor  # head_dim ** -0.5, or a per-head tensor for scaled-cosine attention
-    grid: tuple[int, int]  # patch grid (rows, cols) of the window
-    # Set only for variants that ask for them (see AttentionVariant), so the others see exactly what they did:
-    bias: torch.Tensor | None = None  # additive logit bias before every softmax, broadcast to (B, heads, L, L)
-    layers: Mapping[int, torch.Tensor] | None = None  # block index -> its softmax(s q k^T), (B, heads, L, L)
-    prior: Prior | None = None  # the first pass's coarse segmentation; None during the first pass itself
-    block_input: torch.Tensor | None = None  # the block's ln_1(x), (B, L, width), for variants with takes_input
-    in_proj: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the block's q/k/v weight (3 width, width), bias
+    The fields after ``grid`` are set only for variants that declare they read them (see
+    :class:`AttentionVariant`), so every other variant sees exactly the inputs it was written for.
+
+    Attributes:
+        scale: the logit scale s, ``head_dim ** -0.5``, or a per-head tensor for scaled-cosine attention.
+        grid: the window's patch grid (rows, cols); token 0 is CLS, then the patches row by row.
+        bias: additive logit bias before every softmax, broadcast to ``(B, heads, L, L)`` (``takes_bias``).
+        layers: block index -> that block's ``softmax(s q k^T)``, ``(B, heads, L, L)`` (``layers``).
+        prior: the first pass's coarse segmentation; None during the first pass itself (``needs_prior``).
+        block_input: the block's ``ln_1(x)``, ``(B, L, width)`` (``takes_input``).
+        in_proj: the block's q/k/v weight ``(3 width, width)`` and its bias (``takes_input``).
+    """
+
+    scale: float | torch.Tensor
+    grid: tuple[int, int]
+    bias: torch.Tensor | None = None
+    layers: Mapping[int, torch.Tensor] | None = None
+    prior: Prior | None = None
+    block_input: torch.Tensor | None = None
+    in_proj: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
 
 @dataclass(frozen=True)
 class AttentionVariant:
+    """One attention variant: its function and what the encoder must do around it.
+
+    Attributes:
+        name: its registry name, or a composed name such as ``"naclip+rcs+sfr"``.
+        fn: ``fn(q, k, v, ctx)``, the attention output from per-head ``(B, heads, L, head_dim)`` tensors
+            and an :class:`AttentionContext`.
+        keep_residual: the last block keeps ``x + attn(...)`` and ``x + mlp(...)``; False drops both, so the
+            block outputs the attention alone.
+        description: one line for tables and help texts.
+        takes_bias: ``fn`` adds ``ctx.bias`` to its logits before the softmax (and scales them by
+            ``ctx.scale``), which lets logit-level modifiers such as ResCLIP's SFR compose with it.
+        layers: earlier blocks whose q-k attention ``fn`` reads from ``ctx.layers`` (ResCLIP's RCS).
+        needs_prior: ``fn`` runs twice, first without ``ctx.prior``, then with the first pass's coarse
+            segmentation (SFR).
+        takes_input: ``fn`` reads ``ctx.block_input`` and ``ctx.in_proj`` (e.g. to project with another matrix).
+        params: settings of composed or seeded variants, recorded in results files.
+    """
+
     name: str
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, AttentionContext], torch.Tensor]
-    keep_residual: bool  # last block keeps `x + attn(...)` and `x + mlp(...)`
+    keep_residual: bool
     description: str = ""
-    takes_bias: bool = False  # fn adds ctx.bias to its logits before the softmax (and scales them by ctx.scale)
-    layers: tuple[int, ...] = ()  # earlier blocks whose q-k attention fn reads from ctx.layers
-    needs_prior: bool = False  # fn runs twice: without ctx.prior, then with the first pass's coarse segmentation
-    takes_input: bool = False  # fn reads ctx.block_input and ctx.in_proj (e.g. to project with another matrix)
-    params: Mapping[str, object] = field(default_factory=dict)  # settings of composed variants, for results files
+    takes_bias: bool = False
+    layers: tuple[int, ...] = ()
+    needs_prior: bool = False
+    takes_input: bool = False
+    params: Mapping[str, object] = field(default_factory=dict)
 
 
 class UnknownAttentionError(KeyError):
@@ -82,18 +121,32 @@ class UnknownAttentionError(KeyError):
 
 
 class _Registry(Mapping[str, AttentionVariant]):
-    """Read-only view of the registered variants; ``list(ATTENTIONS)`` gives their names."""
+    """Read-only view of the registered base variants; ``list(ATTENTIONS)`` gives their names.
+
+    Lookup, ``in``, iteration and ``len`` all see the same keys. Composed names are no keys (there are
+    infinitely many): a lookup of one raises and points to :func:`get_attention`.
+    """
 
     def __init__(self) -> None:
         self._items: dict[str, AttentionVariant] = {}
 
     def __getitem__(self, name: str) -> AttentionVariant:
-        if isinstance(name, str) and "+" in name:  # "base+modifier+...", e.g. "sclip+rcs+sfr"
-            return _compose(self, name)
         try:
             return self._items[name]
-        except KeyError:
-            raise UnknownAttentionError(f"unknown attention {name!r}; available: {', '.join(self._items)}") from None
+        except (KeyError, TypeError):  # TypeError: an unhashable key is no name either
+            pass
+        if isinstance(name, str) and "+" in name:
+            raise UnknownAttentionError(
+                f"{name!r} composes modifiers onto a base variant: ATTENTIONS holds base variants only "
+                f"({', '.join(self._items)}); build it with get_attention({name!r}) (is_attention({name!r}) checks it)"
+            )
+        raise UnknownAttentionError(f"unknown attention {name!r}; available: {', '.join(self._items)}")
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return name in self._items
+        except TypeError:
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
@@ -165,12 +218,37 @@ def get_attention(attention: "str | AttentionVariant", params: Mapping[str, Mapp
 
     ``params`` maps a modifier named in ``attention`` to its keyword arguments, e.g.
     ``get_attention("naclip+rcs+sfr", {"sfr": {"temp_thd": 0.5}})`` (how a protocol sets per-benchmark weights).
+    Raises :class:`UnknownAttentionError` (a ``KeyError``) for a name that is not registered, with the names
+    that are, and ``ValueError`` for a modifier that cannot apply to its base.
     """
     if isinstance(attention, AttentionVariant):
         return attention
-    if params and "+" in attention:
+    if isinstance(attention, str) and "+" in attention:
         return _compose(ATTENTIONS, attention, params)
     return ATTENTIONS[attention]
+
+
+def is_attention(name: str) -> bool:
+    """Whether :func:`get_attention` accepts ``name``: a registered base variant, or one followed by distinct
+    registered modifiers that apply to it (``"naclip+rcs+sfr"`` yes, ``"maskclip+sfr"`` no)."""
+    try:
+        get_attention(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def list_attentions() -> list[str]:
+    """The registered base variants' names, in registration order (the same as ``list(ATTENTIONS)``)."""
+    return list(ATTENTIONS._items)
+
+
+def list_modifiers() -> list[str]:
+    """The registered modifiers' names (ResCLIP's ``"rcs"``, ``"sfr"``, ...), in registration order.
+
+    A modifier follows a base name with ``+``, e.g. ``"sclip+rcs"``; see :func:`get_attention`.
+    """
+    return list(_MODIFIERS)
 
 
 def _attend(logits: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
