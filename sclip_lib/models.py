@@ -15,6 +15,8 @@ import os
 import pickle
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,8 +166,7 @@ def _from_file(model_name: str, path: Path, quick_gelu: bool | None, *, source: 
     is_openai = digest in _OPENAI_SHAS or _is_torchscript(path)
     if quick_gelu is None:
         quick_gelu = is_openai or model_name.endswith("-quickgelu")
-    log.warning("loading %s weights from %s (sha256 %s, quick_gelu=%s)", model_name, path, digest, quick_gelu)
-    model = _create(model_name, quick_gelu)
+    model = _create(model_name, quick_gelu, weights_follow=True)
     try:
         if _is_torchscript(path):
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
@@ -186,12 +187,44 @@ def _from_file(model_name: str, path: Path, quick_gelu: bool | None, *, source: 
             f"{path} does not hold weights for {model_name}: {type(err).__name__}: {str(err)[:500]}\n"
             "Fix: pass the model name the checkpoint was trained with (see open_clip.list_models())."
         ) from err
+    # a warning, so that the file and its hash are on screen at the default log level
+    log.warning("loaded %s weights from %s (sha256 %s, quick_gelu=%s)", model_name, path, digest, quick_gelu)
     return model, WeightsInfo(model_name, tag, source, str(path), digest, quick_gelu)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _create(model_name: str, quick_gelu: bool) -> nn.Module:
-    return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
+def _create(model_name: str, quick_gelu: bool, *, weights_follow: bool = False) -> nn.Module:
+    """An open_clip model with random weights.
+
+    open_clip warns that the model was "initialized randomly". That is true for untrained models and is
+    kept; with ``weights_follow`` the caller loads a checkpoint into the model next, so the warning would
+    contradict the line that reports the loaded file, and is held back for this one call.
+    """
+    with _without_random_init_warning(model_name) if weights_follow else nullcontext():
+        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
+
+
+# open_clip logs through the root logger (logging.warning). A logger's filters see only the records made on
+# that logger, so the filter also goes on open_clip's package and module loggers, for a release that uses them.
+_OPEN_CLIP_LOGGERS = ("", "open_clip", "open_clip.factory")
+
+
+@contextmanager
+def _without_random_init_warning(model_name: str) -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded for model '<model_name>' ... initialized randomly" record."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("initialized randomly" in text and "No pretrained weights" in text and f"'{model_name}'" in text)
+
+    loggers = [logging.getLogger(name) for name in _OPEN_CLIP_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(keep)
 
 
 def _check_model_name(name: str) -> str:

@@ -10,8 +10,8 @@ for pixel i and neighbour j (8 neighbours at each dilation),
 Borders are replicated. sigma_i is the (unbiased) standard deviation of each colour channel over the
 3x3 window around pixel i at every dilation, all windows together: 9 values per dilation, so the
 centre pixel is counted once per dilation. That is the authors' formulation (the SCLIP and NACLIP
-repositories ship it as ``pamr.py``, ``LocalStDev`` over the dilated 3x3 kernels); it was checked
-against it in ``tests/test_pamr.py``. Dividing by the local deviation makes the affinity invariant to
+repositories ship it as ``pamr.py``, ``LocalStDev`` over the dilated 3x3 kernels); ``tests/test_pamr.py``
+checks this module against it. Dividing by the local deviation makes the affinity invariant to
 each channel's scale and offset, so raw or CLIP-normalised images give the same affinities.
 """
 
@@ -113,7 +113,9 @@ class PAMR(nn.Module):
         return out.view(b, c, height, width)[..., :w]
 
 
-_CPU_CHANNELS = 4  # channels refined together on a CPU (224x224 windows: 4 channels ~0.45 s/171, all at once 2.6 s)
+# channels refined together on a CPU: a few channels' iterations keep their working set in cache; all
+# channels at once would not fit and go back to memory on every iteration
+_CPU_CHANNELS = 4
 
 
 def _span(height: int, width: int, pad: int) -> int:
