@@ -46,12 +46,12 @@ __all__ = [
 class Prior:
     """A first pass's coarse segmentation of each window, for variants that refine with it (ResCLIP's SFR).
 
-    ``labels`` ``(B, H, W)`` int64: the query with the highest probability at each pixel of the window;
+    ``top_query`` ``(B, H, W)`` int64: the query with the highest probability at each pixel of the window;
     ``confidence`` ``(B, H, W)`` float: that probability; ``patch_size``: the encoder's (rows, cols) pixels
     per patch, so a variant can gather the pixels of each patch.
     """
 
-    labels: torch.Tensor
+    top_query: torch.Tensor
     confidence: torch.Tensor
     patch_size: tuple[int, int]
 

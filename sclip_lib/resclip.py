@@ -120,7 +120,7 @@ def patch_labels(prior: Prior, grid: tuple[int, int], temp_thd: float) -> torch.
     As ``create_patch_matrix``: pixels whose top probability is below ``temp_thd`` count as query 0;
     pixels beyond the last whole patch are dropped, as the patch embedding drops them.
     """
-    labels = prior.labels.masked_fill(prior.confidence < temp_thd, 0)
+    labels = prior.top_query.masked_fill(prior.confidence < temp_thd, 0)
     (rows, cols), (ph, pw) = grid, prior.patch_size
     b = labels.shape[0]
     blocks = labels[:, : rows * ph, : cols * pw].reshape(b, rows, ph, cols, pw).permute(0, 1, 3, 2, 4)

@@ -71,3 +71,10 @@ def test_cli_help_lists_what_the_registry_holds(capsys):
                 assert listed in text, (command, listed)
     finally:
         sl.ATTENTIONS._items.pop(name)
+
+
+@pytest.mark.parametrize("module, expect", [("sclip_lib.cli", "segment"), ("sclip_lib.testing", "--root")])
+def test_modules_run_as_commands(module, expect):
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and expect in done.stdout, done.stderr

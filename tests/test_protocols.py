@@ -12,8 +12,10 @@ import re
 import pytest
 
 import sclip_lib as sl
+from sclip_lib.attention import is_attention
 from sclip_lib.evaluation import PROTOCOLS, UnknownProtocolError, get_protocol
 from sclip_lib.evaluation.protocols import DIFFERENCES
+from sclip_lib.evaluation.published import PUBLISHED, published
 from sclip_lib.evaluation.loop import EvalResult, summary_rows
 
 ALL = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
@@ -28,7 +30,7 @@ def test_the_protocols_exist_and_name_their_method():
     for name, proto in PROTOCOLS.items():
         # ResCLIP's main method is a base with its two modules (test_resclip.py checks its protocol)
         assert proto.method == ("naclip+rcs+sfr" if name == "resclip" else name)
-        assert proto.method in sl.ATTENTIONS and proto.source
+        assert is_attention(proto.method) and proto.source
 
 
 @pytest.mark.parametrize("bench", ALL)
@@ -57,12 +59,12 @@ def test_clearclip_class_files_use_the_word_background_and_single_names(vit_b16)
     assert seg.classes.synonyms[15] == ("person",) and seg.classes.synonyms[20] == ("tvmonitor",)
     assert seg.num_classes == 21 and seg.precision == "fp16" and seg.settings.prob_thd == 0.5
     voc20 = sl.BENCHMARKS["voc20"].segmenter(vit_b16, "clearclip", protocol="clearclip")
-    assert voc20.class_names.classes[14] == ("person",) and voc20.class_names.classes[19] == ("tvmonitor",)
+    assert voc20.classes.synonyms[14] == ("person",) and voc20.classes.synonyms[19] == ("tvmonitor",)
     obj = sl.BENCHMARKS["coco_object"].segmenter(vit_b16, "clearclip", protocol="clearclip")
-    assert tuple(obj.class_names.classes[:2]) == (("background",), ("person",)) and obj.num_classes == 81
+    assert tuple(obj.classes.synonyms[:2]) == (("background",), ("person",)) and obj.num_classes == 81
     # Context60 already names its background "background": ClearCLIP and SCLIP share that file
     c60 = sl.BENCHMARKS["context60"].segmenter(vit_b16, "clearclip", protocol="clearclip")
-    assert c60.class_names.classes[0] == ("background",)
+    assert c60.classes.synonyms[0] == ("background",)
 
 
 # sinahmr/NACLIP: naclip.py (logit_scale=40, slide 224/112, pamr_steps=10, pamr_stride=(8, 16), no
@@ -164,9 +166,19 @@ def test_released_numbers_are_the_authors_readmes():
     # wangf3014/SCLIP README "Results"; sinahmr/NACLIP README "Results" (PAMR on)
     sclip = [sl.BENCHMARKS[b].released_miou for b in ALL]
     assert sclip == [59.63, 31.74, 33.52, 81.54, 34.46, 22.77, 32.34, 16.45]
-    naclip = get_protocol("naclip").released
+    naclip = {b: published("naclip", "naclip", b, "released") for b in ALL}
     assert [naclip[b].miou for b in ALL] == [64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05]
     assert math.isclose(sum(naclip[b].miou for b in ALL) / 8, 42.46, abs_tol=0.01)  # the README's average
+    # one table holds every number: each protocol's numbers() and each benchmark's SCLIP numbers read it
+    for b in ALL:
+        bench = sl.BENCHMARKS[b]
+        paper, released = get_protocol("naclip").numbers(bench)
+        assert released is naclip[b] and paper is published("naclip", "naclip", b)
+        assert bench.paper_miou == published("sclip", "sclip", b).miou
+    assert len({(p, m, k, b) for p, m, k, b in PUBLISHED}) == len(PUBLISHED)
+    assert {p for p, _, _, _ in PUBLISHED} == set(PROTOCOLS)
+    with pytest.raises(ValueError, match="kind"):
+        published("naclip", "naclip", "voc21", "readme")
 
 
 # -- what still differs from the authors' code ---------------------------------------------------------

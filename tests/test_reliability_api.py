@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
+from sclip_lib.stages import Stages
 from sclip_lib import postprocess
 from sclip_lib.images import as_image_tensor
 from tests.conftest import ONE_TEMPLATE
@@ -61,7 +62,7 @@ def stored_photo() -> np.ndarray:
     ],
 )
 def test_bad_arguments_fail_at_construction(vit_b32, kwargs, error, words, monkeypatch):
-    monkeypatch.setattr(sl.Segmenter, "text_features", lambda self: pytest.fail("no compute before the checks"))
+    monkeypatch.setattr(Stages, "text_features", lambda self: pytest.fail("no compute before the checks"))
     kwargs = {"classes": ["cat", "dog"], "templates": ONE_TEMPLATE, **kwargs}
     with pytest.raises(error, match=words):
         sl.Segmenter(vit_b32, kwargs.pop("classes"), **kwargs)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
+from sclip_lib.stages import Stages
 from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.evaluation.loop import EvalResult, summary_rows, write_summary
 from tests.test_benchmark_loading import generated_voc, hub_copy, save
@@ -146,7 +147,7 @@ def test_skip_bad_records_and_skips_bad_samples(vit_b16, tmp_path):
 
 
 def test_out_that_cannot_hold_results_fails_before_any_compute(vit_b16, voc5, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sl.Segmenter, "text_features", lambda self: pytest.fail("no compute before the check"))
+    monkeypatch.setattr(Stages, "text_features", lambda self: pytest.fail("no compute before the check"))
     taken = tmp_path / "results.txt"
     taken.write_text("my notes")
     with pytest.raises(ValueError, match="is a file, not a folder"):

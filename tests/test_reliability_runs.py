@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import sclip_lib as sl
+from sclip_lib.stages import Stages
 from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.cli import main
 from sclip_lib.evaluation.loop import EvalResult, write_summary
@@ -53,7 +54,7 @@ def test_a_finished_result_is_never_replaced_without_overwrite(vit_b16, voc5, tm
     done = run(vit_b16, voc5, out)
     path = out / f"{done.stem()}.json"
     kept = path.read_bytes()
-    monkeypatch.setattr(sl.Segmenter, "text_features", lambda self: pytest.fail("refused before any compute"))
+    monkeypatch.setattr(Stages, "text_features", lambda self: pytest.fail("refused before any compute"))
     with pytest.raises(ValueError, match="no saved progress .* to continue.*it is kept.*overwrite"):
         run(vit_b16, voc5, out, resume=True)  # --resume with nothing to resume
     with pytest.raises(ValueError, match="finished result of this evaluation.*overwrite"):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import sclip_lib as sl
+from sclip_lib.attention import get_attention, is_attention
 from sclip_lib.resclip import patch_labels, same_class_affinity, sfr_affinity, straight_path_within_class
 from tests.test_attention_reference import KEEP_RESIDUAL, naclip_bias, softmax_rows
 
@@ -249,11 +250,11 @@ def test_patch_labels_mode_and_threshold():
 # -- composition and the encoder ----------------------------------------------------------------------
 @pytest.mark.parametrize("base", BASES)
 def test_names_compose_with_each_base(base):
-    v = sl.ATTENTIONS[f"{base}+rcs+sfr"]
+    v = get_attention(f"{base}+rcs+sfr")
     assert v.name == f"{base}+rcs+sfr" and v.layers == (5, 6, 7, 8) and v.needs_prior
     assert v.keep_residual is KEEP_RESIDUAL[base] and v.takes_bias
-    assert sl.ATTENTIONS[f"{base}+rcs"].needs_prior is False and sl.ATTENTIONS[f"{base}+sfr"].layers == ()
-    assert f"{base}+rcs" in sl.ATTENTIONS and f"{base}+rcs" not in list(sl.ATTENTIONS)
+    assert get_attention(f"{base}+rcs").needs_prior is False and get_attention(f"{base}+sfr").layers == ()
+    assert is_attention(f"{base}+rcs") and f"{base}+rcs" not in sl.ATTENTIONS
 
 
 def test_modifier_order_does_not_matter(vit_b32):
@@ -267,11 +268,11 @@ def test_modifier_order_does_not_matter(vit_b32):
 
 def test_bad_compositions_say_what_to_do():
     with pytest.raises(KeyError, match="modifiers from \\(rcs, sfr"):
-        sl.ATTENTIONS["sclip+nope"]
+        get_attention("sclip+nope")
     with pytest.raises(KeyError, match="distinct"):
-        sl.ATTENTIONS["sclip+rcs+rcs"]
+        get_attention("sclip+rcs+rcs")
     with pytest.raises(ValueError, match="does not take a logit bias"):
-        sl.ATTENTIONS["maskclip+sfr"]
+        get_attention("maskclip+sfr")
     with pytest.raises(ValueError, match="may not contain"):
         sl.register_attention("a+b", keep_residual=False)(lambda q, k, v, ctx: v)
     assert sl.resclip("sclip", use_rcs=False, use_sfr=False) is sl.ATTENTIONS["sclip"]
@@ -317,7 +318,7 @@ def test_attention_maps_of_resclip_rows(vit_b32):
     """Plots: SCLIP rows sum to 2, + RCS to tau((1 - lam) 2 + lam), + SFR does not change the sums."""
     images = torch.randn(1, 3, 224, 224)
     enc = sl.DenseEncoder(vit_b32, "sclip")
-    tau, lam = sl.ATTENTIONS["sclip+rcs"].params["rcs_weights"]
+    tau, lam = get_attention("sclip+rcs").params["rcs_weights"]
     fb = lambda f, w: coarse_prior([[0, 0, 1, 1, 1, 2, 2]] * 7, 32)  # noqa: E731
     for name, total in [("sclip+rcs", tau * ((1 - lam) * 2 + lam)), ("sclip+rcs+sfr", tau * ((1 - lam) * 2 + lam)), ("sclip+sfr", 2.0)]:
         A = enc.attention_maps(images, attention=name, feedback=fb)
@@ -343,8 +344,8 @@ def test_segmenter_runs_resclip_and_records_its_settings(vit_b32):
     with torch.no_grad():
         feats = sl.DenseEncoder(vit_b32, "naclip+rcs")(crop)
         prior = seg.stages.coarse_segmentation(sl.DenseEncoder._dense(feats, (7, 7)), crop)
-    assert prior.labels.shape == prior.confidence.shape == (1, 224, 224) and prior.patch_size == (32, 32)
-    assert int(prior.labels.max()) < 2 and bool(((prior.confidence >= 0.5) & (prior.confidence <= 1)).all())
+    assert prior.top_query.shape == prior.confidence.shape == (1, 224, 224) and prior.patch_size == (32, 32)
+    assert int(prior.top_query.max()) < 2 and bool(((prior.confidence >= 0.5) & (prior.confidence <= 1)).all())
 
 
 # ResCLIP README tables (figs/main_results_w.png, figs/main_results_wo.png), ViT-B/16: each method's
@@ -354,7 +355,7 @@ PUBLISHED_AVERAGES = {"sclip": ((40.0, 42.7), (37.1, 39.3)), "clearclip": ((39.1
 
 
 def test_first_pass_gives_each_window_the_same_prior_one_by_one_or_in_chunks(vit_b32, monkeypatch):
-    import sclip_lib.segmenter as segmenter_module
+    import sclip_lib.stages as stages_module
     from tests.conftest import ONE_TEMPLATE
 
     seg = sl.Segmenter(vit_b32, ["cat", "dog", "grass"], attention="sclip+sfr", templates=ONE_TEMPLATE)
@@ -362,13 +363,13 @@ def test_first_pass_gives_each_window_the_same_prior_one_by_one_or_in_chunks(vit
     windows = torch.randn(5, 3, 224, 224)
     features = F.normalize(torch.randn(5, vit_b32.visual.output_dim, 7, 7), dim=1)
     one = seg.stages.coarse_segmentation(features, windows)  # a CPU: one window at a time
-    monkeypatch.setattr(segmenter_module, "_prior_chunk", lambda windows, queries: 3)  # as on a GPU: 3 + 2
+    monkeypatch.setattr(stages_module, "_prior_chunk", lambda windows, queries: 3)  # as on a GPU: 3 + 2
     chunked = seg.stages.coarse_segmentation(features, windows)
-    assert torch.equal(one.labels, chunked.labels) and one.labels.shape == (5, 224, 224)
+    assert torch.equal(one.top_query, chunked.top_query) and one.top_query.shape == (5, 224, 224)
     torch.testing.assert_close(one.confidence, chunked.confidence, rtol=1e-5, atol=1e-6)
     # each window's prior is its own: the first window alone gives the same
     alone = seg.stages.coarse_segmentation(features[:1], windows[:1])
-    assert torch.equal(alone.labels[0], one.labels[0])
+    assert torch.equal(alone.top_query[0], one.top_query[0])
 
 
 def test_protocol_numbers_match_the_published_averages_and_the_bases_own_papers():

@@ -233,7 +233,7 @@ def test_sfr_first_pass_is_bit_identical_to_the_previous_code(vit_b16):
         probs.append((previous_pamr(PAMR(10, (8, 16)), pixels, logits) * seg.settings.logit_scale).softmax(dim=1))
     probs = torch.cat(probs)
     top, index = probs.max(dim=1)
-    assert torch.equal(prior.labels, index) and torch.equal(prior.confidence, top)
+    assert torch.equal(prior.top_query, index) and torch.equal(prior.confidence, top)
 
 
 def test_resclip_predict_equals_the_previous_path(vit_b16):

@@ -176,7 +176,7 @@ DIFFERENCES: tuple[tuple[tuple[str, ...], str], ...] = (
      "COCO-Object: the authors' class file (`configs/cls_coco_object.txt`, the same in SCLIP, NACLIP and "
      "ResCLIP) lists \"bed\" both among the background words and as class 60; with that duplicate the "
      "argmax tie always goes to background, so class \"bed\" can never win. The project's list drops \"bed\" "
-     "from the background words (`sclip_lib/benchmarks/registry.py`)."),
+     "from the background words (`sclip_lib/evaluation/registry.py`)."),
     (_SCLIP_CODE,
      "PAMR is the project's own code of the formulation in the authors' `pamr.py` (the local deviation "
      "over the 3x3 windows of all dilations together, the CLIP-normalised resized image upsampled as its "
