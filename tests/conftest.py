@@ -16,6 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small suites through the hooks below
+
 
 def _load_hub_module():
     """sclip_lib/testing/hub.py loaded from its file: importing sclip_lib would import huggingface_hub now."""
