@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,8 +141,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 # pytest's outcome categories, as the tier table counts them: an xfail checked nothing, so it counts as skipped
-_COLUMNS = {"passed": "passed", "xpassed": "passed", "failed": "failed", "error": "failed",
-            "skipped": "skipped", "xfailed": "skipped", "deselected": "deselected"}  # fmt: skip
+_COLUMNS = {
+    "passed": "passed",
+    "xpassed": "passed",
+    "failed": "failed",
+    "error": "failed",
+    "skipped": "skipped",
+    "xfailed": "skipped",
+    "deselected": "deselected",
+}
 
 
 def _skip_reason(report) -> str:
@@ -153,8 +161,6 @@ def _skip_reason(report) -> str:
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """A 'test tiers' table: per tier passed / failed / skipped (and deselected); a loud line for each tier
     that ran no test at all, and under every tier with skips the reasons why, most frequent first."""
-    from collections import Counter
-
     counts = {tier: Counter() for tier in TIERS}
     reasons = {tier: Counter() for tier in TIERS}
     for category, column in _COLUMNS.items():
@@ -173,9 +179,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         c = counts[tier]
         ran = c["passed"] + c["failed"]
         if not ran:
-            what = (f"all {c['skipped']} skipped" if c["skipped"] else
-                    f"{c['deselected']} deselected (by -m or -k)" if c["deselected"] else
-                    "no test of this tier was collected in this run")  # fmt: skip
+            if c["skipped"]:
+                what = f"all {c['skipped']} skipped"
+            elif c["deselected"]:
+                what = f"{c['deselected']} deselected (by -m or -k)"
+            else:
+                what = "no test of this tier was collected in this run"
             write(f"TIER NOT EXERCISED: {tier}: {what}", red=True, bold=True)
         elif c["skipped"]:
             write(f"{tier}: {c['skipped']} of {ran + c['skipped']} skipped", yellow=True, bold=True)

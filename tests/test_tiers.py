@@ -29,13 +29,16 @@ def suite(pytester):
     pytester.makeconftest(HOOKS)
     pytester.makepyfile(
         test_segmenter="def test_a():\n    pass\n\ndef test_b():\n    assert False\n",
-        test_book="import pytest\n\ndef test_c():\n    pass\n\n@pytest.mark.skip(reason='needs jupytext')\ndef test_d():\n    pass\n",
+        test_book=(
+            "import pytest\n\ndef test_c():\n    pass\n\n"
+            "@pytest.mark.skip(reason='needs jupytext')\ndef test_d():\n    pass\n"
+        ),
         test_book_site=(
             "import pytest\n\n@pytest.fixture\ndef site():\n    pytest.skip('no built book: run `make book` first')\n\n"
             "@pytest.mark.parametrize('page', range(3))\ndef test_page(site, page):\n    pass\n\n"
             "def test_other(site):\n    pass\n"
         ),
-    )  # fmt: skip
+    )
     return pytester
 
 
@@ -96,8 +99,11 @@ def test_every_real_test_file_has_the_tier_its_name_says(request):
 def test_site_tier_is_what_the_book_build_runs_after_building():
     """scripts/build_book.py runs SITE_TESTS after a build: those files, and no others, are the site tier."""
     tree = ast.parse((ROOT / "scripts" / "build_book.py").read_text())
-    site_tests = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                      and any(getattr(t, "id", None) == "SITE_TESTS" for t in node.targets))  # fmt: skip
+    site_tests = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SITE_TESTS" for t in node.targets)
+    )
     assert {Path(p).name for p in site_tests} == conftest.SITE_FILES
     assert all((ROOT / p).exists() for p in site_tests)
 
