@@ -162,6 +162,8 @@ def _skip_reason(report) -> str:
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """A 'test tiers' table: per tier passed / failed / skipped (and deselected); a loud line for each tier
     that ran no test at all, and under every tier with skips the reasons why, most frequent first."""
+    if config.option.collectonly:
+        return  # nothing ran
     counts = {tier: Counter() for tier in TIERS}
     reasons = {tier: Counter() for tier in TIERS}
     for category, column in _COLUMNS.items():

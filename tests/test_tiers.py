@@ -88,6 +88,11 @@ def test_a_file_skipped_at_collection_counts_in_its_tier(pytester):
     assert "no_such_module_here" in result.stdout.str()
 
 
+def test_no_table_when_only_collecting(suite):
+    result = suite.runpytest("--collect-only", "-q")
+    assert "test tiers" not in result.stdout.str() and "TIER NOT EXERCISED" not in result.stdout.str()
+
+
 def test_every_real_test_file_has_the_tier_its_name_says(request):
     names = {p.name: conftest.tier_of(f"tests/{p.name}::t") for p in (ROOT / "tests").glob("test_*.py")}
     assert names["test_book_site.py"] == "site" and names["test_colab_notebooks.py"] == "book"
