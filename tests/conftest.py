@@ -12,9 +12,12 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small suites through the hooks below
 
 
 def _load_hub_module():
@@ -112,3 +115,88 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
+# -- test tiers -----------------------------------------------------------------------------------------
+# Every test belongs to one tier, decided by its file so that no file has to move: `pytest -m library` (or
+# book, site) runs one tier, and the summary at the end shows each tier's counts, so a tier that was skipped
+# whole (the site without a build, say) is seen rather than hidden among hundreds of passes.
+TIERS = ("library", "book", "site")
+# the built site opened in Chromium: every test skips where no site was built
+SITE_FILES = frozenset({"test_book_site.py"})
+# the chapters' sources, their Colab copies, the scripts and workflow that build them, and the build's outputs
+# read as files (test_book_assets.py, test_book_student.py: those tests skip, with their reason, without a build)
+BOOK_PREFIXES = ("test_book", "test_colab")
+
+
+def tier_of(nodeid: str) -> str:
+    """The tier of a test (or of a collected file) from its node id's file name."""
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    if name in SITE_FILES:
+        return "site"
+    return "book" if name.startswith(BOOK_PREFIXES) else "library"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier_of(item.nodeid)))
+
+
+# pytest's outcome categories, as the tier table counts them: an xfail checked nothing, so it counts as skipped
+_COLUMNS = {
+    "passed": "passed",
+    "xpassed": "passed",
+    "failed": "failed",
+    "error": "failed",
+    "skipped": "skipped",
+    "xfailed": "skipped",
+    "deselected": "deselected",
+}
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """A 'test tiers' table: per tier passed / failed / skipped (and deselected); a loud line for each tier
+    that ran no test at all, and under every tier with skips the reasons why, most frequent first."""
+    if config.option.collectonly:
+        return  # nothing ran
+    counts = {tier: Counter() for tier in TIERS}
+    reasons = {tier: Counter() for tier in TIERS}
+    for category, column in _COLUMNS.items():
+        for report in terminalreporter.stats.get(category, []):
+            tier = tier_of(report.nodeid)
+            counts[tier][column] += 1
+            if category == "skipped":
+                reasons[tier][_skip_reason(report)] += 1
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("=", "test tiers")
+    for tier in TIERS:
+        c = counts[tier]
+        line = f"{tier:<8} {c['passed']:>5} passed {c['failed']:>5} failed {c['skipped']:>5} skipped"
+        write(line + (f" {c['deselected']:>5} deselected" if c["deselected"] else ""))
+    for tier in TIERS:
+        c = counts[tier]
+        ran = c["passed"] + c["failed"]
+        if not ran:
+            if c["skipped"]:
+                what = f"all {c['skipped']} skipped"
+            elif c["deselected"]:
+                what = f"{c['deselected']} deselected (by -m or -k)"
+            else:
+                what = "no test of this tier was collected in this run"
+            write(f"TIER NOT EXERCISED: {tier}: {what}", red=True, bold=True)
+        elif c["skipped"]:
+            write(f"{tier}: {c['skipped']} of {ran + c['skipped']} skipped", yellow=True, bold=True)
+        for reason, n in reasons[tier].most_common(_REASONS):
+            write(f"    {n:>4} x {reason}")
+        if len(reasons[tier]) > _REASONS:
+            write(f"    ... {len(reasons[tier]) - _REASONS} more (pytest -rs lists every skip)")
+
+
+_REASONS = 5  # skip reasons shown per tier
