@@ -67,7 +67,9 @@ def main() -> None:
     per_name_b16 = text_cost(b16, 1)
     per_image = {b: image_cost(b16, b) for b in CHAPTER7}
     for b in CHAPTER7:
-        print(f"ViT-B-16 {b:12s} {per_image[b]:6.2f} CPU s/image, text {names(b) * per_name_b16:7.0f} CPU s ({names(b)} names x 80)")
+        print(
+            f"ViT-B-16 {b:12s} {per_image[b]:6.2f} CPU s/image, text {names(b) * per_name_b16:7.0f} CPU s ({names(b)} names x 80)"
+        )
     ch7 = sum(names(b) * per_name_b16 + (n + 3 * (b == "voc21")) * per_image[b] for b in CHAPTER7)
     ch7 += 4 * n * (per_image["voc21"] + per_image["coco_object"])  # protocol ablation: 4 changed runs each
     ch4 = 10 * ABLATION_IMAGES * per_image["voc21"]  # projection, temperature, sum/mean, final blocks
@@ -77,18 +79,26 @@ def main() -> None:
     l14 = sl.load_clip("ViT-L-14", None, allow_untrained=True)
     voc20 = {"ViT-B-16": per_image["voc20"], "ViT-B-32": image_cost(b32, "voc20"), "ViT-L-14": image_cost(l14, "voc20")}
     text_l14 = text_cost(l14, names("voc20"))
-    print(f"ViT-B-32 voc20 {voc20['ViT-B-32']:.2f}, ViT-L-14 voc20 {voc20['ViT-L-14']:.2f}, "
-          f"ViT-B-16 voc21 + PAMR {pamr:.2f} CPU s/image; ViT-L-14 text for voc20 {text_l14:.0f} CPU s")  # fmt: skip
+    print(
+        f"ViT-B-32 voc20 {voc20['ViT-B-32']:.2f}, ViT-L-14 voc20 {voc20['ViT-L-14']:.2f}, "
+        f"ViT-B-16 voc21 + PAMR {pamr:.2f} CPU s/image; ViT-L-14 text for voc20 {text_l14:.0f} CPU s"
+    )
     ch8 = (
-        names("voc21") * per_name_b16 + 5 * n * per_image["voc21"]  # five attentions on VOC21 (controlled)
-        + 3 * n * per_image["voc21"] + n * pamr  # reproduction: ClearCLIP, NACLIP with and without PAMR (approx.)
-        + sum(8 * BACKBONE_IMAGES * c for c in voc20.values()) + 3 * names("voc20") * per_name_b16 + text_l14
+        names("voc21") * per_name_b16
+        + 5 * n * per_image["voc21"]  # five attentions on VOC21 (controlled)
+        + 3 * n * per_image["voc21"]
+        + n * pamr  # reproduction: ClearCLIP, NACLIP with and without PAMR (approx.)
+        + sum(8 * BACKBONE_IMAGES * c for c in voc20.values())
+        + 3 * names("voc20") * per_name_b16
+        + text_l14
         + n * (per_image["voc21"] + pamr)  # PAMR off and on
-    )  # fmt: skip
+    )
     print(f"chapter 4: {ch4 / 60:6.0f} CPU-minutes ({ABLATION_IMAGES} images per ablation row)")
     for label, s in (("chapter 7", ch7), ("chapter 8", ch8), ("chapters 7 + 8", ch7 + ch8)):
-        print(f"{label}: {s / 60:6.0f} CPU-minutes at {n} images per evaluation "
-              f"(~{s / 60 / 2:.0f} min on 2 cores, ~{s / 60 / 4:.0f} min on 4)")  # fmt: skip
+        print(
+            f"{label}: {s / 60:6.0f} CPU-minutes at {n} images per evaluation "
+            f"(~{s / 60 / 2:.0f} min on 2 cores, ~{s / 60 / 4:.0f} min on 4)"
+        )
 
 
 if __name__ == "__main__":

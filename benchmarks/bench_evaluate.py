@@ -112,13 +112,19 @@ def main() -> None:
 
     loop = result.seconds_per_image * result.num_images
     outside = 1 - encoder_seconds / loop
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch threads: {torch.get_num_threads()}, precision: {seg.precision}, decode workers: {args.workers}")
-    print(f"VOC21 settings (short side {seg.settings.short_side}, 500x375 -> 448x336, 6 windows of 224), "
-          f"{result.num_images} images, one template, untrained ViT-B/16")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch threads: {torch.get_num_threads()}, precision: {seg.precision}, decode workers: {args.workers}"
+    )
+    print(
+        f"VOC21 settings (short side {seg.settings.short_side}, 500x375 -> 448x336, 6 windows of 224), "
+        f"{result.num_images} images, one template, untrained ViT-B/16"
+    )
     print(f"throughput: {result.images_per_second:.2f} images/s ({1000 * result.seconds_per_image:.0f} ms per image)")
-    print(f"image encoder: {1000 * encoder_seconds / result.num_images:.0f} ms per image; "
-          f"outside the encoder: {100 * outside:.1f}% of the loop (target < 15%)")
+    print(
+        f"image encoder: {1000 * encoder_seconds / result.num_images:.0f} ms per image; "
+        f"outside the encoder: {100 * outside:.1f}% of the loop (target < 15%)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,11 @@ def compare(seg: sl.Segmenter, images: list[np.ndarray], repeats: int) -> dict:
 
 
 def report(name: str, r: dict) -> None:
-    print(f"  {name}: one image at a time {r['single']:.2f} images/s | packed {r['packed']:.2f} images/s | "
-          f"speed-up {r['packed'] / r['single']:.2f}x | identical masks {r['identical']}/{r['n']}"
-          + ("" if r["identical"] == r["n"] else f" (pixel agreement {100 * r['pixel_agreement']:.4f}%)"))  # fmt: skip
+    print(
+        f"  {name}: one image at a time {r['single']:.2f} images/s | packed {r['packed']:.2f} images/s | "
+        f"speed-up {r['packed'] / r['single']:.2f}x | identical masks {r['identical']}/{r['n']}"
+        + ("" if r["identical"] == r["n"] else f" (pixel agreement {100 * r['pixel_agreement']:.4f}%)")
+    )
 
 
 def main() -> None:
@@ -82,7 +84,10 @@ def main() -> None:
     print(f"[packing] {n} images, batch_size {voc.settings.batch_size}, precision {voc.precision}")
     report("VOC21, 500x375 (6 windows each)", compare(voc, [_image(rng, 375, 500) for _ in range(n)], args.repeats))
     small = sl.BENCHMARKS["voc21"].segmenter(model, templates=ONE_TEMPLATE, device=device, short_side=224)
-    report("336x336 at short side 224 (1 window each)", compare(small, [_image(rng, 336, 336) for _ in range(n)], args.repeats))
+    report(
+        "336x336 at short side 224 (1 window each)",
+        compare(small, [_image(rng, 336, 336) for _ in range(n)], args.repeats),
+    )
 
 
 def _image(rng, h: int, w: int) -> np.ndarray:

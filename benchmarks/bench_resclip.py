@@ -31,7 +31,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--size", default="336x500", help="image height x width (the Segmenter resizes its short side to 336)")
+    p.add_argument(
+        "--size", default="336x500", help="image height x width (the Segmenter resizes its short side to 336)"
+    )
     p.add_argument("--classes", type=int, default=21)
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; must include the base of each")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -41,11 +43,16 @@ def main() -> None:
     clock = time.process_time if args.device == "cpu" else time.perf_counter
     variants = args.variants.split(",")
     h, w = (int(v) for v in args.size.split("x"))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, untrained ViT-B/16 "
-          f"(timings do not depend on the weights); {h}x{w} image, {args.classes} classes")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, untrained ViT-B/16 "
+        f"(timings do not depend on the weights); {h}x{w} image, {args.classes} classes"
+    )
     model = sl.load_clip("ViT-B-16", pretrained=None, allow_untrained=True, device=args.device)
     image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    segs = {v: sl.Segmenter(model, class_list(args.classes), v, templates=ONE_TEMPLATE, device=args.device) for v in variants}
+    segs = {
+        v: sl.Segmenter(model, class_list(args.classes), v, templates=ONE_TEMPLATE, device=args.device)
+        for v in variants
+    }
     for seg in segs.values():
         seg.stages.text_features()  # cached before timing
         seg.predict(image)  # warm-up
@@ -61,8 +68,7 @@ def main() -> None:
         best = min(times[v])
         ref = min(times[v.split("+")[0]])
         target = f" (target <= {TARGETS[v]})" if v in TARGETS else ""
-        print(f"  {v:16s} best {best * 1000:9.1f} ms | ratio to {v.split('+')[0]} "
-              f"{best / ref:.3f}{target}")  # fmt: skip
+        print(f"  {v:16s} best {best * 1000:9.1f} ms | ratio to {v.split('+')[0]} {best / ref:.3f}{target}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,9 @@ def overhead(model, device: str, repeats: int) -> None:
     floor = best_time(encoder_only, device, repeats)
     full = best_time(lambda: seg.predict(image), device, repeats)
     print(f"[overhead] {device}: 336x500 image, {len(windows)} windows, 21 classes")
-    print(f"  bare encoder {floor * 1000:.1f} ms | predict {full * 1000:.1f} ms | ratio {full / floor:.3f} (target <= 1.15)")
+    print(
+        f"  bare encoder {floor * 1000:.1f} ms | predict {full * 1000:.1f} ms | ratio {full / floor:.3f} (target <= 1.15)"
+    )
 
 
 def batching(model, device: str, repeats: int) -> None:
@@ -76,8 +78,10 @@ def batching(model, device: str, repeats: int) -> None:
     for batch_size in (1, 16):
         seg.settings = sl.Settings(batch_size=batch_size)
         results[batch_size] = best_time(lambda: seg.stages.window_logits(x), device, repeats)
-    print(f"[batching] {device} ({seg.precision}): one window at a time {results[1] * 1000:.1f} ms | "
-          f"batches of 16 {results[16] * 1000:.1f} ms | speed-up {results[1] / results[16]:.2f}x")
+    print(
+        f"[batching] {device} ({seg.precision}): one window at a time {results[1] * 1000:.1f} ms | "
+        f"batches of 16 {results[16] * 1000:.1f} ms | speed-up {results[1] / results[16]:.2f}x"
+    )
 
 
 def memory_child() -> None:
@@ -97,8 +101,10 @@ def memory_child() -> None:
 def memory() -> None:
     out = subprocess.run([sys.executable, __file__, "--memory-child"], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"[memory] cpu: predict on 4000x3000, 171 classes, short side 448: peak RSS {r['peak_gb']:.2f} GB "
-          f"(model + text loaded: {r['before_gb']:.2f} GB; target < 3 GB), {r['seconds']:.1f} s")
+    print(
+        f"[memory] cpu: predict on 4000x3000, 171 classes, short side 448: peak RSS {r['peak_gb']:.2f} GB "
+        f"(model + text loaded: {r['before_gb']:.2f} GB; target < 3 GB), {r['seconds']:.1f} s"
+    )
 
 
 def main() -> None:
@@ -110,7 +116,9 @@ def main() -> None:
     args = p.parse_args()
     if args.memory_child:
         return memory_child()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, untrained ViT-B/16 (timings do not depend on weights)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, untrained ViT-B/16 (timings do not depend on weights)"
+    )
     model = sl.load_clip("ViT-B-16", pretrained=None, allow_untrained=True, device=args.device)
     overhead(model, args.device, args.repeats)
     batching(model, args.device, args.repeats)

@@ -47,9 +47,15 @@ warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
 # typical validation image (height, width): VOC and PASCAL Context 500x375 landscape, COCO 640x480,
 # Cityscapes 2048x1024, ADE20K 683x512 (its most common size; ../shared/data samples)
 SHAPES = {
-    "voc21": (375, 500), "context60": (375, 500), "coco_object": (480, 640), "voc20": (375, 500),
-    "context59": (375, 500), "coco_stuff": (480, 640), "cityscapes": (1024, 2048), "ade20k": (512, 683),
-}  # fmt: skip
+    "voc21": (375, 500),
+    "context60": (375, 500),
+    "coco_object": (480, 640),
+    "voc20": (375, 500),
+    "context59": (375, 500),
+    "coco_stuff": (480, 640),
+    "cityscapes": (1024, 2048),
+    "ade20k": (512, 683),
+}
 
 
 def timed(fn, device: str) -> float:
@@ -138,20 +144,28 @@ def row(model, model_name: str, bench: str, device: str, repeats: int, ratio_onl
             merged = merge()
 
         t["merge"].append(timed(run_merge, device))
-        t["post"].append(timed(lambda: seg.stages.mask_from_logits(rgb, x, merged), device))
+        t["post"].append(timed(lambda merged=merged: seg.stages.mask_from_logits(rgb, x, merged), device))
         t["rest"].append(timed(rest, device))
     with PeakRSS() as mem:
         mask = seg.predict(image)
     same = float("nan") if ratio_only else same_labels(seg, rgb, x, batches, logits, mask)
     med = {k: float(np.median(v)) if v else float("nan") for k, v in t.items()}
     return {
-        "benchmark": bench, "model": model_name, "image": f"{SHAPES[bench][0]}x{SHAPES[bench][1]}",
-        "resized": f"{x.shape[-2]}x{x.shape[-1]}", "windows": len(windows), "queries": logits[0].shape[1],
-        "encoder_s": med["encoder"], "predict_s": med["predict"],
+        "benchmark": bench,
+        "model": model_name,
+        "image": f"{SHAPES[bench][0]}x{SHAPES[bench][1]}",
+        "resized": f"{x.shape[-2]}x{x.shape[-1]}",
+        "windows": len(windows),
+        "queries": logits[0].shape[1],
+        "encoder_s": med["encoder"],
+        "predict_s": med["predict"],
         "ratio": float(np.median([p / e for p, e in zip(t["predict"], t["encoder"])])),
         "parts": 1 + (med["merge"] + med["post"] + med["rest"]) / med["encoder"],
-        "merge": med["merge"] / med["predict"], "post": med["post"] / med["predict"], "peak_mb": mem.added_mb, "same": same,
-    }  # fmt: skip
+        "merge": med["merge"] / med["predict"],
+        "post": med["post"] / med["predict"],
+        "peak_mb": mem.added_mb,
+        "same": same,
+    }
 
 
 def same_labels(seg, rgb, x, batches, logits, mask) -> float:
@@ -179,19 +193,26 @@ def main() -> None:
         args.models, args.repeats = "ViT-B-16", 3
     torch.set_num_threads(args.threads)
     benches = args.benchmarks.split(",")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.device}, untrained weights, "
-          f"one prompt template; medians of the repeats")  # fmt: skip
-    print("| benchmark | model | image | resized | windows | queries | encoder s | predict s | predict / encoder "
-          "| by parts | merge | post | peak MB | same labels |")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.device}, untrained weights, "
+        f"one prompt template; medians of the repeats"
+    )
+    print(
+        "| benchmark | model | image | resized | windows | queries | encoder s | predict s | predict / encoder "
+        "| by parts | merge | post | peak MB | same labels |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         model = sl.load_clip(name, pretrained=None, allow_untrained=True, device=args.device)
         repeats = args.large_repeats if "L" in name.split("-")[1] else args.repeats
         for bench in benches:
             r = row(model, name, bench, args.device, repeats, args.ratio_only)
-            print(f"| {r['benchmark']} | {r['model']} | {r['image']} | {r['resized']} | {r['windows']} | {r['queries']} "
-                  f"| {r['encoder_s']:.2f} | {r['predict_s']:.2f} | **{r['ratio']:.3f}** | {r['parts']:.3f} | {r['merge']:.1%} "
-                  f"| {r['post']:.1%} | {r['peak_mb']:.0f} | {r['same']:.6f} |", flush=True)  # fmt: skip
+            print(
+                f"| {r['benchmark']} | {r['model']} | {r['image']} | {r['resized']} | {r['windows']} | {r['queries']} "
+                f"| {r['encoder_s']:.2f} | {r['predict_s']:.2f} | **{r['ratio']:.3f}** | {r['parts']:.3f} | {r['merge']:.1%} "
+                f"| {r['post']:.1%} | {r['peak_mb']:.0f} | {r['same']:.6f} |",
+                flush=True,
+            )
         del model
 
 

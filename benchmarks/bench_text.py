@@ -101,11 +101,16 @@ def memory_child(what: str) -> None:
 
 def memory() -> None:
     for what in ("predict", "float32", "float16"):
-        run = subprocess.run([sys.executable, __file__, "--memory-child", what], capture_output=True, text=True, check=True)
+        run = subprocess.run(
+            [sys.executable, __file__, "--memory-child", what], capture_output=True, text=True, check=True
+        )
         r = json.loads(run.stdout.strip().splitlines()[-1])
         label = "predict" if what == "predict" else f"probabilities({what})"
-        print(f"[memory] 2000x1500, 100 classes, {label}: +{r['added_gb']:.2f} GB peak RSS "
-              f"(output itself {r['output_gb']:.2f} GB)", flush=True)
+        print(
+            f"[memory] 2000x1500, 100 classes, {label}: +{r['added_gb']:.2f} GB peak RSS "
+            f"(output itself {r['output_gb']:.2f} GB)",
+            flush=True,
+        )
 
 
 def main() -> None:

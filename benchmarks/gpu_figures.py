@@ -49,8 +49,16 @@ warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
 os.environ["SCLIP_TEXT_CACHE"] = "0"  # time the text encoding itself, not a read of the on-disk cache
 # Usual image sizes (height, width): VOC and Context ~500x375, COCO 640x480, Cityscapes 2048x1024,
 # ADE20K ~683x512 (its images vary; 512 is the common short side).
-SIZES = {"voc21": (375, 500), "context60": (375, 500), "coco_object": (480, 640), "voc20": (375, 500),
-         "context59": (375, 500), "coco_stuff": (480, 640), "cityscapes": (1024, 2048), "ade20k": (512, 683)}  # fmt: skip
+SIZES = {
+    "voc21": (375, 500),
+    "context60": (375, 500),
+    "coco_object": (480, 640),
+    "voc20": (375, 500),
+    "context59": (375, 500),
+    "coco_stuff": (480, 640),
+    "cityscapes": (1024, 2048),
+    "ade20k": (512, 683),
+}
 # The projection rule: encoder work is compute bound, so time scales with the inverse of the GPU's
 # peak dense FP16 tensor throughput (vendor data sheets, TFLOPS, without sparsity).
 PEAK_FP16_TFLOPS = {"T4": 65, "V100": 125, "A10G": 70, "L4": 121, "A100": 312, "H100": 989, "H200": 989}
@@ -66,8 +74,18 @@ class Utilisation:
     def __enter__(self):
         try:
             self._proc = subprocess.Popen(
-                ["nvidia-smi", "-i", str(self.index), "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                 "-lms", "100"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+                [
+                    "nvidia-smi",
+                    "-i",
+                    str(self.index),
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    "-lms",
+                    "100",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
         except (FileNotFoundError, OSError):
             return self
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -137,21 +155,27 @@ def throughput(model, device, args) -> None:
             full = bench.num_images / r.images_per_second + r.text_seconds
             total_seconds += full
             rows.append(name)
-            print(f"  {bench.column:6s} {size[1]}x{size[0]} short side {seg.settings.short_side}, {bench.num_classes} "
-                  f"classes: {r.images_per_second:7.2f} images/s, GPU utilisation {util.mean()}, text "
-                  f"{r.text_seconds:.2f} s ({len(templates)} templates); full val ({bench.num_images} images): "
-                  f"{full / 60:.1f} min")  # fmt: skip
-    print(f"  all 8 full validation sets ({sum(b.num_images for b in sl.BENCHMARKS.values())} images): "
-          f"{total_seconds / 60:.1f} min measured-rate x images on this device")
+            print(
+                f"  {bench.column:6s} {size[1]}x{size[0]} short side {seg.settings.short_side}, {bench.num_classes} "
+                f"classes: {r.images_per_second:7.2f} images/s, GPU utilisation {util.mean()}, text "
+                f"{r.text_seconds:.2f} s ({len(templates)} templates); full val ({bench.num_images} images): "
+                f"{full / 60:.1f} min"
+            )
+    print(
+        f"  all 8 full validation sets ({sum(b.num_images for b in sl.BENCHMARKS.values())} images): "
+        f"{total_seconds / 60:.1f} min measured-rate x images on this device"
+    )
     if device.type == "cuda":
         gpu = torch.cuda.get_device_name(device)
         peak = args.peak_tflops or next((v for k, v in PEAK_FP16_TFLOPS.items() if k in gpu.upper()), None)
         if peak is None:
             print(f"  T4 projection: no peak FP16 figure known for {gpu!r}; pass --peak-tflops (data sheet, dense)")
         else:
-            print(f"  T4 projection (rule: time x {peak} / {T4}, the ratio of peak dense FP16 tensor TFLOPS, "
-                  f"{gpu} / T4; assumes the encoder is compute bound): {total_seconds * peak / T4 / 60:.1f} min "
-                  f"(target < 30 min)")
+            print(
+                f"  T4 projection (rule: time x {peak} / {T4}, the ratio of peak dense FP16 tensor TFLOPS, "
+                f"{gpu} / T4; assumes the encoder is compute bound): {total_seconds * peak / T4 / 60:.1f} min "
+                f"(target < 30 min)"
+            )
 
 
 def memory(model, device, args) -> None:
@@ -159,9 +183,11 @@ def memory(model, device, args) -> None:
     rng = np.random.default_rng(3)
     city = rng.integers(0, 256, (1024, 2048, 3), dtype=np.uint8)
     stuff = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    cases = [("Cityscapes 1024x2048, short side 560, 19 classes", "cityscapes", city, {}),
-             ("COCO-Stuff 640x480, short side 448, 171 classes", "coco_stuff", stuff, {}),
-             ("1024x2048 at short side 560 with 171 classes", "coco_stuff", city, {"short_side": 560})]  # fmt: skip
+    cases = [
+        ("Cityscapes 1024x2048, short side 560, 19 classes", "cityscapes", city, {}),
+        ("COCO-Stuff 640x480, short side 448, 171 classes", "coco_stuff", stuff, {}),
+        ("1024x2048 at short side 560 with 171 classes", "coco_stuff", city, {"short_side": 560}),
+    ]
     for label, name, image, extra in cases:
         seg = sl.BENCHMARKS[name].segmenter(model, device=device, templates=("a photo of a {}.",), **extra)
         seg.stages.text_features()
@@ -172,8 +198,10 @@ def memory(model, device, args) -> None:
         seg.predict(image)
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated(device)
-        print(f"  {label}: peak {peak / 2**30:.2f} GiB ({(peak - base) / 2**30:.2f} GiB above the loaded model "
-              f"and text, {base / 2**30:.2f} GiB)")
+        print(
+            f"  {label}: peak {peak / 2**30:.2f} GiB ({(peak - base) / 2**30:.2f} GiB above the loaded model "
+            f"and text, {base / 2**30:.2f} GiB)"
+        )
 
 
 def precision(model, device, args) -> None:
@@ -182,16 +210,20 @@ def precision(model, device, args) -> None:
     for name in ("voc21", "coco_stuff"):
         h, w = (94, 125) if args.quick else SIZES[name]
         images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.precision_images)]
-        segs = {p: sl.BENCHMARKS[name].segmenter(model, device=device, precision=p, templates=("a photo of a {}.",))
-                for p in ("fp16", "fp32")}  # fmt: skip
+        segs = {
+            p: sl.BENCHMARKS[name].segmenter(model, device=device, precision=p, templates=("a photo of a {}.",))
+            for p in ("fp16", "fp32")
+        }
         agree, pixels, worst = 0, 0, 0.0
         for im in images:
             m16, m32 = segs["fp16"].predict(im), segs["fp32"].predict(im)
             agree += int((m16 == m32).sum())
             pixels += m16.numel()
             worst = max(worst, float((segs["fp16"].probabilities(im) - segs["fp32"].probabilities(im)).abs().max()))
-        print(f"  {sl.BENCHMARKS[name].column}: {len(images)} images {w}x{h}: pixel agreement "
-              f"{100 * agree / pixels:.4f}% (target >= 99.9%), largest probability difference {worst:.2e}")
+        print(
+            f"  {sl.BENCHMARKS[name].column}: {len(images)} images {w}x{h}: pixel agreement "
+            f"{100 * agree / pixels:.4f}% (target >= 99.9%), largest probability difference {worst:.2e}"
+        )
 
 
 def sharded_identity(model, device, args) -> None:
@@ -226,8 +258,10 @@ def main() -> None:
         args.images, args.precision_images = min(args.images, 4), min(args.precision_images, 2)
     start = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {device} ({name}), torch {torch.__version__}, sclip_lib {sl.__version__}, untrained {args.model}"
-          + (" -- QUICK DRY RUN: tiny sizes, not figures" if args.quick else ""))
+    print(
+        f"device: {device} ({name}), torch {torch.__version__}, sclip_lib {sl.__version__}, untrained {args.model}"
+        + (" -- QUICK DRY RUN: tiny sizes, not figures" if args.quick else "")
+    )
     model = sl.load_clip(args.model, pretrained=None, allow_untrained=True, device=device)
 
     sections = [batching_figures, throughput, memory, precision, sharded_identity]

@@ -19,7 +19,7 @@ The evaluation names below (``evaluate``, ``load_benchmark``, ``BENCHMARKS``, ..
 used, so ``import sclip_lib`` stays light and works without the ``[eval]`` extra.
 """
 
-from . import viz
+from . import viz as viz  # sl.viz: drawing masks and overlays
 from .attention import (
     ATTENTIONS,
     AttentionContext,

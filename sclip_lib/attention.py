@@ -20,8 +20,8 @@ after a base with ``+``: ``"naclip+rcs+sfr"``. Such composed names are built on 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
 
 import torch
 
@@ -161,8 +161,15 @@ class _Registry(Mapping[str, AttentionVariant]):
 ATTENTIONS = _Registry()
 
 
-def register_attention(name: str, *, keep_residual: bool, description: str = "", takes_bias: bool = False,
-                       takes_input: bool = False, params: Mapping[str, object] | None = None):  # fmt: skip
+def register_attention(
+    name: str,
+    *,
+    keep_residual: bool,
+    description: str = "",
+    takes_bias: bool = False,
+    takes_input: bool = False,
+    params: Mapping[str, object] | None = None,
+):
     """Decorator that adds ``fn`` to :data:`ATTENTIONS` under ``name``.
 
     ``takes_bias``: ``fn`` adds ``ctx.bias`` (when set) to every logit matrix before its softmax, which
@@ -173,11 +180,19 @@ def register_attention(name: str, *, keep_residual: bool, description: str = "",
 
     def wrap(fn):
         if name in ATTENTIONS._items or "+" in name:
-            raise ValueError(f"attention {name!r} is already registered" if "+" not in name else
-                             f"attention names may not contain '+' (it joins modifiers): {name!r}")
+            raise ValueError(
+                f"attention {name!r} is already registered"
+                if "+" not in name
+                else f"attention names may not contain '+' (it joins modifiers): {name!r}"
+            )
         ATTENTIONS._items[name] = AttentionVariant(
-            name, fn, keep_residual, description or (fn.__doc__ or "").strip(), takes_bias=takes_bias,
-            takes_input=takes_input, params=dict(params or {}),
+            name,
+            fn,
+            keep_residual,
+            description or (fn.__doc__ or "").strip(),
+            takes_bias=takes_bias,
+            takes_input=takes_input,
+            params=dict(params or {}),
         )
         return fn
 
@@ -199,7 +214,7 @@ def register_modifier(name: str):
     return wrap
 
 
-def _compose(registry: "_Registry", name: str, params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
+def _compose(registry: _Registry, name: str, params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
     base, *mods = name.split("+")
     variant = registry[base]
     unknown = [m for m in mods if m not in _MODIFIERS]
@@ -213,7 +228,7 @@ def _compose(registry: "_Registry", name: str, params: Mapping[str, Mapping] | N
     return variant
 
 
-def get_attention(attention: "str | AttentionVariant", params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
+def get_attention(attention: str | AttentionVariant, params: Mapping[str, Mapping] | None = None) -> AttentionVariant:
     """A variant from its name (``"sclip"``, ``"naclip+rcs+sfr"``) or the variant itself.
 
     ``params`` maps a modifier named in ``attention`` to its keyword arguments, e.g.
@@ -281,7 +296,9 @@ def maskclip_no_residual(q, k, v, ctx):
 @register_attention("sclip", keep_residual=True, takes_bias=True)
 def sclip(q, k, v, ctx):
     """SCLIP's correlative self-attention: softmax(s q q^T) + softmax(s k k^T), rows sum to 2."""
-    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v, ctx.bias) + _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
+    return _attend(q @ q.transpose(-2, -1) * ctx.scale, v, ctx.bias) + _attend(
+        k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias
+    )
 
 
 @register_attention("clearclip", keep_residual=False, takes_bias=True)
@@ -317,14 +334,30 @@ def _kk(q, k, v, ctx):
     return _attend(k @ k.transpose(-2, -1) * ctx.scale, v, ctx.bias)
 
 
-register_attention("qq", keep_residual=True, takes_bias=True,
-                   description="q-q only: softmax(s q q^T), residual and MLP kept (SCLIP's first half)")(clearclip)
-register_attention("kk", keep_residual=True, takes_bias=True,
-                   description="k-k only: softmax(s k k^T), residual and MLP kept (SCLIP's second half)")(_kk)
-register_attention("kk_no_residual", keep_residual=False, takes_bias=True,
-                   description="k-k only, without the last block's residual and MLP")(_kk)
-register_attention("sclip_no_residual", keep_residual=False, takes_bias=True,
-                   description="SCLIP's CSA without the last block's residual and MLP (the CSA term alone)")(sclip)
+register_attention(
+    "qq",
+    keep_residual=True,
+    takes_bias=True,
+    description="q-q only: softmax(s q q^T), residual and MLP kept (SCLIP's first half)",
+)(clearclip)
+register_attention(
+    "kk",
+    keep_residual=True,
+    takes_bias=True,
+    description="k-k only: softmax(s k k^T), residual and MLP kept (SCLIP's second half)",
+)(_kk)
+register_attention(
+    "kk_no_residual",
+    keep_residual=False,
+    takes_bias=True,
+    description="k-k only, without the last block's residual and MLP",
+)(_kk)
+register_attention(
+    "sclip_no_residual",
+    keep_residual=False,
+    takes_bias=True,
+    description="SCLIP's CSA without the last block's residual and MLP (the CSA term alone)",
+)(sclip)
 
 
 def random_projection(seed: int = 0, keep_residual: bool = True) -> AttentionVariant:
@@ -347,27 +380,48 @@ def random_projection(seed: int = 0, keep_residual: bool = True) -> AttentionVar
         w_q = weight[: weight.shape[0] // 3]
         if w_q.shape not in draws:
             generator = torch.Generator().manual_seed(seed)
-            draws[w_q.shape] = (torch.randn(w_q.shape, generator=generator), torch.randn(w_q.shape[0], generator=generator))
+            draws[w_q.shape] = (
+                torch.randn(w_q.shape, generator=generator),
+                torch.randn(w_q.shape[0], generator=generator),
+            )
         r_w, r_b = draws[w_q.shape]
         x = ctx.block_input
         proj = (r_w * w_q.detach().float().std().cpu()).to(x.device, x.dtype)
-        offset = None if bias is None else (r_b * bias[: w_q.shape[0]].detach().float().std().cpu()).to(x.device, x.dtype)
+        offset = (
+            None if bias is None else (r_b * bias[: w_q.shape[0]].detach().float().std().cpu()).to(x.device, x.dtype)
+        )
         z = torch.nn.functional.linear(x, proj, offset)
         z = z.reshape(*z.shape[:2], q.shape[1], -1).transpose(1, 2)  # (B, heads, L, head_dim) like q
         return _attend(z @ z.transpose(-2, -1) * ctx.scale, v, ctx.bias)
 
     name = "random_proj" + ("" if keep_residual else "_no_residual") + (f"_seed{seed}" if seed else "")
-    return AttentionVariant(name, fn, keep_residual, (random_projection.__doc__ or "").split("\n")[0],
-                            takes_bias=True, takes_input=True, params={"random_seed": seed})  # fmt: skip
+    return AttentionVariant(
+        name,
+        fn,
+        keep_residual,
+        (random_projection.__doc__ or "").split("\n")[0],
+        takes_bias=True,
+        takes_input=True,
+        params={"random_seed": seed},
+    )
 
 
 for _keep in (True, False):
     _variant = random_projection(0, _keep)
-    register_attention(_variant.name, keep_residual=_keep, description=_variant.description, takes_bias=True,
-                       takes_input=True, params=_variant.params)(_variant.fn)  # fmt: skip
+    register_attention(
+        _variant.name,
+        keep_residual=_keep,
+        description=_variant.description,
+        takes_bias=True,
+        takes_input=True,
+        params=_variant.params,
+    )(_variant.fn)
 del _keep, _variant
 
-def attention_weights(name: "str | AttentionVariant", q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+
+def attention_weights(
+    name: str | AttentionVariant, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext
+) -> torch.Tensor:
     """The (batch, heads, L, L) attention matrix of a variant, for plots.
 
     Feeding the identity as ``v`` turns ``A @ v`` into ``A``, so the plot shows exactly the function

@@ -10,7 +10,7 @@ never modified, so several encoders with different variants can share one set of
 from __future__ import annotations
 
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,9 @@ Feedback = Callable[[torch.Tensor, torch.Tensor], Prior]
 POS_RESIZE_RULES = ("scale_factor", "size")
 
 
-def resize_positional_embedding(patches: torch.Tensor, grid: tuple[int, int], rule: str = "scale_factor") -> torch.Tensor:
+def resize_positional_embedding(
+    patches: torch.Tensor, grid: tuple[int, int], rule: str = "scale_factor"
+) -> torch.Tensor:
     """Bicubically resize a ``(1, dim, G0, G1)`` patch positional embedding to ``grid`` by ``rule``."""
     if rule == "size":
         return F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
@@ -256,7 +258,9 @@ def _check_final_blocks(n, depth: int, variant: AttentionVariant) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= depth:
         raise ValueError(f"final_blocks must be an int from 1 to {depth} (this ViT has {depth} blocks), got {n!r}")
     if n > 1 and (variant.layers or variant.needs_prior):
-        what = "reads the attention of earlier blocks (RCS)" if variant.layers else "refines with a first-pass prior (SFR)"
+        what = (
+            "reads the attention of earlier blocks (RCS)" if variant.layers else "refines with a first-pass prior (SFR)"
+        )
         raise ValueError(
             f"attention {variant.name!r} {what}, which is defined for the last block only: use final_blocks=1, "
             "or a variant without these modifiers for final_blocks > 1"

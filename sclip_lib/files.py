@@ -6,7 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "check_output_file", "check_output_folder", "check_name_length", "OutputPathError", "OutputExistsError"]
+__all__ = [
+    "write_atomic",
+    "check_output_file",
+    "check_output_folder",
+    "check_name_length",
+    "OutputPathError",
+    "OutputExistsError",
+]
 
 
 class OutputPathError(ValueError):
@@ -120,7 +127,9 @@ def check_output_file(
     check_name_length(path, what)
     for source in inputs:
         if _same_file(path, Path(source)):
-            raise OutputPathError(f"{what} {path} is the input image: choose another file name; inputs are never overwritten")
+            raise OutputPathError(
+                f"{what} {path} is the input image: choose another file name; inputs are never overwritten"
+            )
     if path.is_dir():
         raise OutputPathError(f"{what} {path} is a folder: give a file name, e.g. {path / ('mask' + suffixes[0])}")
     if path.exists() and not overwrite:
@@ -131,7 +140,9 @@ def check_output_file(
     try:
         _probe(folder)
     except OSError as err:
-        raise OutputPathError(f"{what} {path}: the folder {folder} is not writable ({err.strerror}); choose another folder") from None
+        raise OutputPathError(
+            f"{what} {path}: the folder {folder} is not writable ({err.strerror}); choose another folder"
+        ) from None
     return path
 
 

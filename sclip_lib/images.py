@@ -10,7 +10,6 @@ from PIL import Image, ImageOps
 __all__ = ["as_image_tensor", "upright", "resized_size", "resize_to_fit", "normalize"]
 
 
-
 def as_image_tensor(image) -> torch.Tensor:
     """An RGB float tensor ``(3, H, W)`` in [0, 1] from a PIL image, a numpy array or a tensor.
 
@@ -43,9 +42,13 @@ def as_image_tensor(image) -> torch.Tensor:
         if image.layout != torch.strided:
             raise ValueError(f"tensor images must be dense; got a {image.layout} tensor: pass image.to_dense()")
         if not image.is_floating_point():
-            raise ValueError(f"tensor images must be float (3, H, W) in [0, 1]; got dtype {image.dtype} (divide by 255)")
+            raise ValueError(
+                f"tensor images must be float (3, H, W) in [0, 1]; got dtype {image.dtype} (divide by 255)"
+            )
         if image.ndim != 3 or image.shape[0] not in (1, 3):
-            raise ValueError(f"tensor images must be (3, H, W) or (1, H, W), channels first; got shape {tuple(image.shape)}")
+            raise ValueError(
+                f"tensor images must be (3, H, W) or (1, H, W), channels first; got shape {tuple(image.shape)}"
+            )
         tensor = image.detach().float().cpu().expand(3, -1, -1)
         if tensor.numel() == 0:
             raise ValueError(f"the image is empty: size {tuple(tensor.shape[1:])}")

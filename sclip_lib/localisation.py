@@ -39,7 +39,9 @@ class SegmentShare:
         return self.share / self.uniform
 
 
-def patch_segments(mask, grid: tuple[int, int], ignore_index: int = IGNORE_INDEX, min_share: float = 0.5) -> torch.Tensor:
+def patch_segments(
+    mask, grid: tuple[int, int], ignore_index: int = IGNORE_INDEX, min_share: float = 0.5
+) -> torch.Tensor:
     """The segment id of each patch ``(rows, cols)`` int64, by majority vote of the mask's pixels.
 
     ``mask`` ``(H, W)`` (tensor, array or PIL image of segment ids) is covered by the patch grid stretched
@@ -67,8 +69,9 @@ def patch_segments(mask, grid: tuple[int, int], ignore_index: int = IGNORE_INDEX
     return segments.reshape(rows, cols)
 
 
-def segment_attention_share(attn: torch.Tensor, segments: torch.Tensor, ignore_index: int = IGNORE_INDEX,
-                            exclude_self: bool = False) -> SegmentShare:  # fmt: skip
+def segment_attention_share(
+    attn: torch.Tensor, segments: torch.Tensor, ignore_index: int = IGNORE_INDEX, exclude_self: bool = False
+) -> SegmentShare:
     """How much of each query patch's attention lands on patches of its own segment, and the uniform baseline.
 
     ``attn``: ``(B, heads, L, L)``, ``(heads, L, L)`` or ``(L, L)`` with CLS as token 0 and the patches in

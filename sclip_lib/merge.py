@@ -17,7 +17,7 @@ terms summed in another order; tested against a copy of the canvas code in ``tes
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

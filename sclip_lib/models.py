@@ -232,7 +232,9 @@ def _check_model_name(name: str) -> str:
     models = open_clip.list_models()
     if name not in models:
         close = difflib.get_close_matches(name, models, n=5)
-        raise ValueError(f"unknown model {name!r}. Did you mean: {', '.join(close) or '-'}? See open_clip.list_models().")
+        raise ValueError(
+            f"unknown model {name!r}. Did you mean: {', '.join(close) or '-'}? See open_clip.list_models()."
+        )
     return name
 
 
@@ -243,7 +245,11 @@ def _looks_like_path(pretrained) -> bool:
 
 def _openai_file(model_name: str) -> tuple[str | None, str | None]:
     """OpenAI's file name and SHA-256 for a model, read from open_clip's own download URL."""
-    url = open_clip.get_pretrained_url(model_name, "openai") if "openai" in open_clip.list_pretrained_tags_by_model(model_name) else ""
+    url = (
+        open_clip.get_pretrained_url(model_name, "openai")
+        if "openai" in open_clip.list_pretrained_tags_by_model(model_name)
+        else ""
+    )
     if "openaipublic" not in url:
         return None, None
     return url.rsplit("/", 1)[-1], url.split("/")[-2]
@@ -261,7 +267,9 @@ def find_local_checkpoint(model_name: str, tag: str) -> Path | None:
         return None
     root_path = Path(root).expanduser()
     if not root_path.is_dir():
-        raise WeightsError(f"{CHECKPOINT_DIR_ENV}={root} is not a folder. Point it at your checkpoint folder or unset it.")
+        raise WeightsError(
+            f"{CHECKPOINT_DIR_ENV}={root} is not a folder. Point it at your checkpoint folder or unset it."
+        )
     official, _ = _openai_file(model_name)
     if tag == "openai" and official and (root_path / official).is_file():
         return root_path / official

@@ -7,7 +7,7 @@ time, and keeps only the label and its probability per pixel.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ def upsample_rows(logits: torch.Tensor, size: tuple[int, int], rows: slice | Non
     but never allocates the full output: the rows are blended by hand from their two source rows,
     then PyTorch resizes the band along columns only (a row scale of 1 copies rows unchanged).
     """
-    (H, W), (h, w) = size, logits.shape[-2:]
+    (H, W), h = size, logits.shape[-2]
     if rows is None or (rows.start in (0, None) and rows.stop >= H):
         return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
     y0, y1, wy = bilinear_weights(h, H, logits.device)
@@ -174,14 +174,14 @@ def predict_labels(
 
     labels = torch.empty(size, dtype=torch.long, device=device)
     top = torch.empty(size, dtype=torch.float32, device=device)
-    for rows, (p, l) in scored():
-        top[rows], labels[rows] = p, l
+    for rows, (p, best) in scored():
+        top[rows], labels[rows] = p, best
     if area_thd is not None:
         area = torch.bincount(labels.flatten(), minlength=num_classes)[1:].float()
         keep = torch.cat([torch.ones(1, device=area.device), (area > area_thd * area.sum()).float()])
         if not bool(keep[1:][area > 0].all()):  # some predicted class is too small: score again without it
-            for rows, (p, l) in scored(keep):
-                top[rows], labels[rows] = p, l
+            for rows, (p, best) in scored(keep):
+                top[rows], labels[rows] = p, best
     if prob_thd > 0:
         labels[top < prob_thd] = 0
     return labels

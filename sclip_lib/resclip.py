@@ -52,8 +52,11 @@ SFR_SIGMA = 5.0
 
 
 # -- RCS --------------------------------------------------------------------------------------------
-def rcs(base: str | AttentionVariant, weights: tuple[float, float] = DEFAULT_RCS_WEIGHTS,
-        layers: tuple[int, ...] = RCS_LAYERS) -> AttentionVariant:  # fmt: skip
+def rcs(
+    base: str | AttentionVariant,
+    weights: tuple[float, float] = DEFAULT_RCS_WEIGHTS,
+    layers: tuple[int, ...] = RCS_LAYERS,
+) -> AttentionVariant:
     """``base`` with RCS: its attention mixed with the mean q-k attention of blocks ``layers``."""
     base = get_attention(base)
     tau, lam = (float(w) for w in weights)
@@ -77,8 +80,13 @@ def rcs(base: str | AttentionVariant, weights: tuple[float, float] = DEFAULT_RCS
 
 
 # -- SFR --------------------------------------------------------------------------------------------
-def sfr(base: str | AttentionVariant, weights: tuple[float, float] = DEFAULT_SFR_WEIGHTS,
-        temp_thd: float = DEFAULT_TEMP_THD, sigma: float = SFR_SIGMA, same_object: bool = True) -> AttentionVariant:  # fmt: skip
+def sfr(
+    base: str | AttentionVariant,
+    weights: tuple[float, float] = DEFAULT_SFR_WEIGHTS,
+    temp_thd: float = DEFAULT_TEMP_THD,
+    sigma: float = SFR_SIGMA,
+    same_object: bool = True,
+) -> AttentionVariant:
     """``base`` with SFR: its logits blended with the same-class affinity of the first pass's segmentation.
 
     ``same_object`` is the authors' ``delete_same_entity`` (True in every config): same-class pairs whose
@@ -109,9 +117,14 @@ def sfr(base: str | AttentionVariant, weights: tuple[float, float] = DEFAULT_SFR
         fn=fn,
         description=f"{base.description} + SFR: logits blended with the first pass's same-class affinity",
         needs_prior=True,
-        params={**base.params, "sfr_weights": (tau, lam), "temp_thd": float(temp_thd), "sfr_sigma": float(sigma),
-                "sfr_same_object": bool(same_object)},
-    )  # fmt: skip
+        params={
+            **base.params,
+            "sfr_weights": (tau, lam),
+            "temp_thd": float(temp_thd),
+            "sfr_sigma": float(sigma),
+            "sfr_same_object": bool(same_object),
+        },
+    )
 
 
 def patch_labels(prior: Prior, grid: tuple[int, int], temp_thd: float) -> torch.Tensor:

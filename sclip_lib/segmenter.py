@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -89,10 +90,14 @@ class Settings:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         for name in ("logit_scale", "prob_thd", "area_thd"):
             value = getattr(self, name)
-            if (value is not None or name != "area_thd") and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            if (value is not None or name != "area_thd") and (
+                isinstance(value, bool) or not isinstance(value, numbers.Real)
+            ):
                 raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
         if not (math.isfinite(self.logit_scale) and self.logit_scale > 0):
-            raise ValueError(f"logit_scale must be a finite number > 0 (the paper uses 40 to 75), got {self.logit_scale}")
+            raise ValueError(
+                f"logit_scale must be a finite number > 0 (the paper uses 40 to 75), got {self.logit_scale}"
+            )
         if self.stride > self.crop:
             raise ValueError(
                 f"stride {self.stride} is larger than crop {self.crop}: the windows would leave image columns "
@@ -102,8 +107,11 @@ class Settings:
             raise ValueError(f"prob_thd must lie in [0, 1], got {self.prob_thd}")
         if self.area_thd is not None and not 0 <= self.area_thd <= 1:
             raise ValueError(f"area_thd must lie in [0, 1] or be None, got {self.area_thd}")
-        for name, allowed in (("inference", INFERENCE_MODES), ("pamr_image", PAMR_IMAGES),
-                              ("pos_resize", POS_RESIZE_RULES)):  # fmt: skip
+        for name, allowed in (
+            ("inference", INFERENCE_MODES),
+            ("pamr_image", PAMR_IMAGES),
+            ("pos_resize", POS_RESIZE_RULES),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {getattr(self, name)!r}")
 
@@ -155,8 +163,9 @@ class Segmenter:
         # a device the machine lacks fails here with the devices it has, not with torch's driver error
         self.device = check_device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
-        self.encoder = DenseEncoder(model, attention, pos_resize=self.settings.pos_resize,
-                                    final_blocks=self.settings.final_blocks)  # fmt: skip
+        self.encoder = DenseEncoder(
+            model, attention, pos_resize=self.settings.pos_resize, final_blocks=self.settings.final_blocks
+        )
         _check_crop(self.settings, self.encoder.patch_size)
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in ("fp16", "fp32"):

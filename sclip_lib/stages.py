@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import open_clip
 import torch
@@ -203,8 +204,9 @@ class Stages:
         return mask.cpu()
 
     @torch.no_grad()
-    def probabilities_from_logits(self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor | MergedLogits,
-                                  dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
+    def probabilities_from_logits(
+        self, rgb: torch.Tensor, x: torch.Tensor, logits: torch.Tensor | MergedLogits, dtype: torch.dtype
+    ) -> torch.Tensor:
         """The rest of :meth:`Segmenter.probabilities`, as :meth:`mask_from_logits` is of ``predict``."""
         s = self._seg.settings
         if s.pamr:

@@ -30,9 +30,9 @@ import os
 import string
 import warnings
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
 
 import numpy as np
 import open_clip
@@ -46,12 +46,23 @@ from tqdm.auto import tqdm
 from .files import write_atomic
 from .models import UNTRAINED_SEED, weights_info
 
-__all__ = ["STUFF_BACKGROUND", "ClassNames", "parse_classes", "text_embeddings", "OPENAI_IMAGENET_TEMPLATES",
-           "read_class_file", "encode_queries", "prompt_batch_size", "cache_dir", "TextCache", "CACHE_DIR_ENV",
-           "TEXT_CACHE_ENV"]  # fmt: skip
+__all__ = [
+    "STUFF_BACKGROUND",
+    "ClassNames",
+    "parse_classes",
+    "text_embeddings",
+    "OPENAI_IMAGENET_TEMPLATES",
+    "read_class_file",
+    "encode_queries",
+    "prompt_batch_size",
+    "cache_dir",
+    "TextCache",
+    "CACHE_DIR_ENV",
+    "TEXT_CACHE_ENV",
+]
 
-Template = Union[str, Callable[[str], str]]
-ClassSpec = Union[str, Sequence[str]]
+Template = str | Callable[[str], str]
+ClassSpec = str | Sequence[str]
 
 # The authors' background class for VOC21 and COCO-Object: 26 stuff words, one class.
 STUFF_BACKGROUND = (
@@ -110,7 +121,9 @@ def parse_classes(classes: str | Sequence[ClassSpec]) -> ClassNames:
         elif isinstance(spec, Sequence):
             names = list(spec)
         else:
-            raise TypeError(f"classes[{i}] must be a string (synonyms separated by ',') or a list of strings, got {type(spec).__name__} {spec!r}")
+            raise TypeError(
+                f"classes[{i}] must be a string (synonyms separated by ',') or a list of strings, got {type(spec).__name__} {spec!r}"
+            )
         if not all(isinstance(n, str) for n in names):
             raise TypeError(f"classes[{i}] = {spec!r}: names must be strings")
         names = tuple(n.strip() for n in names)
@@ -122,7 +135,9 @@ def parse_classes(classes: str | Sequence[ClassSpec]) -> ClassNames:
         for n in names:
             key = n.lower()
             if key in seen:
-                raise ValueError(f"the name {n!r} is used twice (classes {seen[key]} and {i}); each name may appear once")
+                raise ValueError(
+                    f"the name {n!r} is used twice (classes {seen[key]} and {i}); each name may appear once"
+                )
             seen[key] = i
     return ClassNames(tuple(parsed))
 
@@ -130,7 +145,9 @@ def parse_classes(classes: str | Sequence[ClassSpec]) -> ClassNames:
 def check_templates(templates: Sequence[Template]) -> tuple[Template, ...]:
     """The templates as a tuple; each must be a callable or a string with one ``{}`` for the name."""
     if isinstance(templates, str) or not isinstance(templates, Sequence):
-        raise TypeError(f"templates must be a list of strings like 'a photo of a {{}}.', got {type(templates).__name__} {templates!r}")
+        raise TypeError(
+            f"templates must be a list of strings like 'a photo of a {{}}.', got {type(templates).__name__} {templates!r}"
+        )
     if not templates:
         raise ValueError("templates is empty: use sclip_lib.OPENAI_IMAGENET_TEMPLATES or e.g. ['a photo of a {}.']")
     for t in templates:
@@ -279,7 +296,7 @@ class TextCache:
         self.folder = folder
 
     @classmethod
-    def open(cls, model: nn.Module, templates: Sequence, device: torch.device) -> "TextCache | None":
+    def open(cls, model: nn.Module, templates: Sequence, device: torch.device) -> TextCache | None:
         """The cache for this model and template set, or None when caching is off or impossible."""
         if os.environ.get(TEXT_CACHE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
             return None
@@ -331,7 +348,7 @@ class TextCache:
 
 # -- embeddings ---------------------------------------------------------------------------------
 # model -> {(query, templates, device): embedding}; weak keys so a dropped model frees its cache
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 @torch.no_grad()
@@ -364,7 +381,12 @@ def text_embeddings(
             if tokenizer is None:
                 info = getattr(model, "sclip_weights", None)
                 tokenizer = open_clip.get_tokenizer(info.model_name if info else "ViT-B-16")
-            new = dict(zip(todo, encode_queries(model, tokenizer, todo, templates, device, batch_size=batch_size, progress=progress)))
+            new = dict(
+                zip(
+                    todo,
+                    encode_queries(model, tokenizer, todo, templates, device, batch_size=batch_size, progress=progress),
+                )
+            )
             if disk is not None:
                 disk.save(new)
             found.update(new)

@@ -12,7 +12,17 @@ from PIL import Image, ImageDraw
 from .files import write_atomic
 from .images import as_image_tensor
 
-__all__ = ["palette", "colorize", "overlay", "check_overlay_size", "save_atomic", "stamp_smoke", "query_attention", "plot_query_attention", "mark_patch"]
+__all__ = [
+    "palette",
+    "colorize",
+    "overlay",
+    "check_overlay_size",
+    "save_atomic",
+    "stamp_smoke",
+    "query_attention",
+    "plot_query_attention",
+    "mark_patch",
+]
 
 SMOKE_TEXT = "SMOKE MODE: untrained weights, results not meaningful"
 
@@ -84,8 +94,9 @@ def overlay(image, mask, labels: list[str] | None = None, alpha: float = 0.5) ->
         names = [n if i in present else "" for i, n in enumerate(labels)]
     # imgviz's own colour map has 256 entries; more classes take the palette's repeating colours
     colormap = palette(int(mask.max()) + 1) if mask.max(initial=0) > 255 else None
-    out = imgviz.label2rgb(mask, image=rgb, alpha=alpha, label_names=names, loc="rb" if names else "centroid",
-                           colormap=colormap)  # fmt: skip
+    out = imgviz.label2rgb(
+        mask, image=rgb, alpha=alpha, label_names=names, loc="rb" if names else "centroid", colormap=colormap
+    )
     return Image.fromarray(out)
 
 

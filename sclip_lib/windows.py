@@ -20,7 +20,9 @@ def sliding_windows(height: int, width: int, crop: int | tuple[int, int] = 224, 
     ch, cw = (crop, crop) if isinstance(crop, int) else crop
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     if min(height, width, ch, cw, sh, sw) < 1:
-        raise ValueError(f"image size, crop and stride must be positive; got {height}x{width}, crop {crop}, stride {stride}")
+        raise ValueError(
+            f"image size, crop and stride must be positive; got {height}x{width}, crop {crop}, stride {stride}"
+        )
     windows = []
     for row in range(window_count(height, ch, sh)):
         for col in range(window_count(width, cw, sw)):

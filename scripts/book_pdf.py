@@ -36,7 +36,9 @@ def ensure_tools() -> None:
     """pdftoppm/pdftotext (poppler-utils) and chromium: install them when missing and we may (root, apt-get)."""
     from sclip_lib.testing.browser import find_chromium
 
-    missing = [pkg for pkg, path in (("poppler-utils", shutil.which("pdftoppm")), ("chromium", find_chromium())) if not path]
+    missing = [
+        pkg for pkg, path in (("poppler-utils", shutil.which("pdftoppm")), ("chromium", find_chromium())) if not path
+    ]
     if not missing or shutil.which("apt-get") is None or os.geteuid() != 0:
         return
     print(f"installing {' '.join(missing)} for the PDF (apt-get install)", flush=True)
@@ -87,13 +89,19 @@ def print_pdf(page_html: Path, out: Path) -> None:
     if chromium is None:
         raise RuntimeError(missing_message())
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], headless=True)
+        browser = p.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], headless=True
+        )
         try:
             page = browser.new_page()
             page.goto(page_html.as_uri(), wait_until="load", timeout=120_000)
             page.evaluate("() => { document.querySelectorAll('details').forEach(d => d.open = true); }")
-            page.pdf(path=str(tmp), format="A4", print_background=True,
-                     margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"})
+            page.pdf(
+                path=str(tmp),
+                format="A4",
+                print_background=True,
+                margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"},
+            )
         finally:
             browser.close()
     tmp.replace(out)  # atomic: a failed print never leaves a half-written PDF behind
@@ -103,10 +111,16 @@ def problems(pdf: Path, titles: list[str]) -> list[str]:
     """What is wrong with the PDF: a missing chapter, or a first page that renders blank."""
     if not pdf.exists():
         return [f"{pdf} does not exist"]
-    text = " ".join(subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split())
+    text = " ".join(
+        subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     found = [f"chapter {t!r} is not in the PDF's text" for t in titles if " ".join(t.split()) not in text]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", str(FIRST_PAGES), str(pdf), f"{tmp}/p"], check=True)
+        subprocess.run(
+            ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", str(FIRST_PAGES), str(pdf), f"{tmp}/p"], check=True
+        )
         pages = sorted(Path(tmp).glob("p-*.png"))
         if len(pages) < FIRST_PAGES:
             found.append(f"only {len(pages)} pages rendered, expected at least {FIRST_PAGES}")
@@ -129,7 +143,10 @@ def main(argv: list[str]) -> int:
     if found:
         print("PDF check FAILED:\n  " + "\n  ".join(found), flush=True)
         return 1
-    print(f"PDF ok: {PDF} ({PDF.stat().st_size / 1e6:.1f} MB), built and checked in {time.perf_counter() - start:.0f} s", flush=True)
+    print(
+        f"PDF ok: {PDF} ({PDF.stat().st_size / 1e6:.1f} MB), built and checked in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     return 0
 
 

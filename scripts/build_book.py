@@ -141,11 +141,12 @@ def image_counts() -> str:
     if value and (not value.isdigit() or int(value) < 1):
         sys.exit(f"{IMAGES_ENV}={value!r}: give a positive number of images, or unset it for the chapters' counts")
     templates = os.environ.get("SCLIP_BOOK_TEMPLATES", "").strip()
-    print(f"benchmark image counts: {f'{IMAGES_ENV}={value} per evaluation' if value else 'each chapter’s own (full)'}"
-          f"; prompt templates: {f'at most SCLIP_BOOK_TEMPLATES={templates}' if templates else 'the mode’s own'}",
-          flush=True)  # fmt: skip
+    print(
+        f"benchmark image counts: {f'{IMAGES_ENV}={value} per evaluation' if value else 'each chapter’s own (full)'}"
+        f"; prompt templates: {f'at most SCLIP_BOOK_TEMPLATES={templates}' if templates else 'the mode’s own'}",
+        flush=True,
+    )
     return value
-
 
 
 def start_local_hub(images: str):
@@ -165,10 +166,12 @@ def start_local_hub(images: str):
     rows = max(int(images or FULL_ROWS), 3)  # chapter 7's qualitative grid shows 3 images
     root = build_hub(BUILD / "local-hub", models=LOCAL_HUB_MODELS, rows=rows, small_images=False)
     hub = hub_module.LocalHub(root, sock=sock).start()
-    print(f"local hub at {hub.url}: seeded random weights for {', '.join(LOCAL_HUB_MODELS)} and every benchmark repo "
-          f"({rows} rows each) from {root}; real mode's code paths, numbers NOT meaningful", flush=True)  # fmt: skip
+    print(
+        f"local hub at {hub.url}: seeded random weights for {', '.join(LOCAL_HUB_MODELS)} and every benchmark repo "
+        f"({rows} rows each) from {root}; real mode's code paths, numbers NOT meaningful",
+        flush=True,
+    )
     return hub
-
 
 
 def main() -> int:
@@ -179,8 +182,11 @@ def main() -> int:
     if sys.argv[1:] and not (student_only or pdf_only):
         sys.exit(f"usage: {sys.argv[0]} [--edition student | --pdf]")
     if not MATHJAX.exists():
-        print(f"error: the bundled MathJax is missing ({MATHJAX.relative_to(ROOT)}): run `make book`, "
-              "which installs it with `npm ci`", flush=True)
+        print(
+            f"error: the bundled MathJax is missing ({MATHJAX.relative_to(ROOT)}): run `make book`, "
+            "which installs it with `npm ci`",
+            flush=True,
+        )
         return 2
     images = image_counts()
     hub = start_local_hub(images) if os.environ.get(HUB_ENV, "").strip().lower() == "local" else None
@@ -196,7 +202,9 @@ def build(start: float, images: str, hub, student_only: bool, pdf_only: bool) ->
     env = {**os.environ, "SCLIP_BOOK_MODE": mode, "SCLIP_BOOK_BUILD": "1", IMAGES_ENV: images}
     if hub is not None:
         env[HUB_ENV] = "local"
-    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], cwd=ROOT)  # book/*.md = notebooks/*.ipynb
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], cwd=ROOT
+    )  # book/*.md = notebooks/*.ipynb
     if check.returncode:
         return check.returncode
     BUILD.mkdir(exist_ok=True)
@@ -207,19 +215,32 @@ def build(start: float, images: str, hub, student_only: bool, pdf_only: bool) ->
     if pdf_only:
         return timed("pdf-build", lambda: build_pdf(env))
     if os.environ.get(CACHE_ENV, "").strip().lower() == "keep":
-        print(f"{CACHE_ENV}=keep: chapters whose code is unchanged since the cached run are not executed again", flush=True)
+        print(
+            f"{CACHE_ENV}=keep: chapters whose code is unchanged since the cached run are not executed again",
+            flush=True,
+        )
     else:
         shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)  # every chapter runs on every `make book`
         shutil.rmtree(BUILD / "explorer-data", ignore_errors=True)  # the explorers' files those runs stage
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(ROOT), "--all", "--warningiserror", "--builder", "html"]  # --all: every chapter runs, every time
+    cmd = [
+        str(jb),
+        "build",
+        str(ROOT),
+        "--all",
+        "--warningiserror",
+        "--builder",
+        "html",
+    ]  # --all: every chapter runs, every time
     print("$", " ".join(cmd), flush=True)
     if subprocess.run(cmd, cwd=ROOT, env=env).returncode:
         print("book build FAILED", flush=True)
         return 1
     built = time.perf_counter() - start
     (BUILD / "book-build-seconds.txt").write_text(f"{built:.0f}\n")
-    print(f"book built in {mode} mode in {built / 60:.1f} min ({IMAGES_ENV}={images or 'unset: full counts'})", flush=True)
+    print(
+        f"book built in {mode} mode in {built / 60:.1f} min ({IMAGES_ENV}={images or 'unset: full counts'})", flush=True
+    )
     if timed("student-build", lambda: build_student(env)):
         return 1
     if timed("pdf-build", lambda: build_pdf(env)):
@@ -231,8 +252,11 @@ def build(start: float, images: str, hub, student_only: bool, pdf_only: bool) ->
         from sclip_lib.testing.browser import missing_message
 
         bar = "!" * 100
-        print(f"{bar}\nTHE SITE WAS NOT CHECKED: {missing_message()}.\nThe pages were built but not opened in a "
-              f"browser: math, explorers and offline assets are unverified.\n{bar}", flush=True)
+        print(
+            f"{bar}\nTHE SITE WAS NOT CHECKED: {missing_message()}.\nThe pages were built but not opened in a "
+            f"browser: math, explorers and offline assets are unverified.\n{bar}",
+            flush=True,
+        )
     else:
         env = {**env, "SCLIP_CHROMIUM": str(browser)}
         print(f"site check in {browser}", flush=True)

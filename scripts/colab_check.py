@@ -59,18 +59,25 @@ def fresh_venv(env: dict) -> Path:
     python = venv / "bin" / "python"
     # Colab's pip is recent; a venv's bundled one can be too old to parse "name[extra] @ git+file:///path"
     run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], env=env)
-    run([str(python), "-m", "pip", "install", "-q", locked("torch"), locked("torchvision"),
-         locked("ipykernel")], env=env)  # fmt: skip
+    run(
+        [str(python), "-m", "pip", "install", "-q", locked("torch"), locked("torchvision"), locked("ipykernel")],
+        env=env,
+    )
     spec = WORK / "jupyter" / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "fresh venv (Colab check)", "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "fresh venv (Colab check)",
+                "language": "python",
+            }
+        )
+    )
     return python
 
 
-def colab_copy(name: str, url: str, commit: str = "HEAD") -> "nbformat.NotebookNode":  # noqa: F821
+def colab_copy(name: str, url: str, commit: str = "HEAD") -> nbformat.NotebookNode:  # noqa: F821
     """A Colab copy as committed at ``commit``, with its set-up cell's repository URL replaced by ``url``."""
     import nbformat
 
@@ -101,15 +108,27 @@ def main(argv: list[str]) -> int:
     names = argv or DEFAULT
     start = time.perf_counter()
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
-    log(f"fresh venv + pip install from git+file://{ROOT}@{head[:10]} (HEAD"
-        f"{'; uncommitted changes are NOT part of it' if dirty else ''}) + {', '.join(names)} top to bottom in smoke mode")  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    log(
+        f"fresh venv + pip install from git+file://{ROOT}@{head[:10]} (HEAD"
+        f"{'; uncommitted changes are NOT part of it' if dirty else ''}) + {', '.join(names)} top to bottom in smoke mode"
+    )
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update({"PIP_CONSTRAINT": str(ROOT / "requirements-lock.txt"), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                "SCLIP_BOOK_MODE": "smoke", "SCLIP_BOOK_IMAGES": "2", "JUPYTER_PATH": str(WORK / "jupyter"),
-                "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    env.update(
+        {
+            "PIP_CONSTRAINT": str(ROOT / "requirements-lock.txt"),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "SCLIP_BOOK_MODE": "smoke",
+            "SCLIP_BOOK_IMAGES": "2",
+            "JUPYTER_PATH": str(WORK / "jupyter"),
+            "MPLBACKEND": "Agg",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
     env.pop("SCLIP_BOOK_BUILD", None)
     env.pop("SCLIP_BOOK_HUB", None)
     try:
@@ -138,8 +157,10 @@ def check(names: list[str], env: dict, start: float, commit: str) -> int:
         timings.append(f"{name} {time.perf_counter() - t:.0f} s")
         log(f"ok: notebooks/{name}.ipynb ran top to bottom ({timings[-1]})")
     total = time.perf_counter() - start
-    log(f"passed in {total / 60:.1f} min (venv and torch {installed - start:.0f} s; {'; '.join(timings)}, the first "
-        "including the set-up cell's pip install)")  # fmt: skip
+    log(
+        f"passed in {total / 60:.1f} min (venv and torch {installed - start:.0f} s; {'; '.join(timings)}, the first "
+        "including the set-up cell's pip install)"
+    )
     (ROOT / "_build").mkdir(exist_ok=True)
     (ROOT / "_build" / "colab-check-seconds.txt").write_text(f"{total:.0f}\n")
     return 0

@@ -29,8 +29,23 @@ TARGET = re.compile(r"^\((?P<label>[\w:.-]+)\)=\s*$")
 DISPLAY_LABEL = re.compile(r"^(?P<indent>[ \t]*)\$\$[ \t]*\((?P<label>[\w:.-]+)\)[ \t]*$")
 EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
 ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error", "seealso"}
-PROOF_KINDS = {"proposition", "theorem", "lemma", "corollary", "definition", "remark", "example", "conjecture",
-               "criterion", "algorithm", "axiom", "observation", "property", "assumption", "notation"}  # fmt: skip
+PROOF_KINDS = {
+    "proposition",
+    "theorem",
+    "lemma",
+    "corollary",
+    "definition",
+    "remark",
+    "example",
+    "conjecture",
+    "criterion",
+    "algorithm",
+    "axiom",
+    "observation",
+    "property",
+    "assumption",
+    "notation",
+}
 
 
 class ConversionError(ValueError):
@@ -49,7 +64,7 @@ class Index:
     cites: dict[str, str] = field(default_factory=dict)  # bibtex key -> "Author et al. year"
 
     @classmethod
-    def of_book(cls, book: Path, toc: Path | None = None, site: str = "") -> "Index":
+    def of_book(cls, book: Path, toc: Path | None = None, site: str = "") -> Index:
         index = cls(site)
         for md in sorted(book.glob("*.md")):
             index._read_page(md.stem, md.read_text(encoding="utf-8"))
@@ -81,7 +96,9 @@ class Index:
                 self.equations[DISPLAY_LABEL.match(line)["label"]] = (stem, number)
             elif OPEN.match(line):
                 m = OPEN.match(line)
-                label = next((o.split(":label:")[1].strip() for o in lines[i + 1: i + 6] if o.strip().startswith(":label:")), "")
+                label = next(
+                    (o.split(":label:")[1].strip() for o in lines[i + 1 : i + 6] if o.strip().startswith(":label:")), ""
+                )
                 if label:
                     kind = m["name"].split(":")[-1]
                     name = {"exercise": "Exercise"}.get(kind, kind.capitalize())
@@ -101,8 +118,15 @@ class Index:
         for key, entry in parse_file(str(path)).entries.items():
             people = entry.persons.get("author") or entry.persons.get("editor") or []
             last = [re.sub(r"[{}\\\"']", "", " ".join(p.last_names)) for p in people]
-            who = (last[0] if len(last) == 1 else f"{last[0]} and {last[1]}" if len(last) == 2
-                   else f"{last[0]} et al." if last else key)  # fmt: skip
+            who = (
+                last[0]
+                if len(last) == 1
+                else f"{last[0]} and {last[1]}"
+                if len(last) == 2
+                else f"{last[0]} et al."
+                if last
+                else key
+            )
             self.cites[key] = f"{who} {entry.fields.get('year', '')}".strip()
 
 
@@ -178,7 +202,7 @@ def _options(lines: list[str]) -> tuple[dict, list[str]]:
     """A directive's options (``:key: value`` lines or a ``---`` YAML block) and the rest of its body."""
     if lines and lines[0].strip() == "---":
         end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
-        return yaml.safe_load("\n".join(lines[1:end])) or {}, lines[end + 1:]
+        return yaml.safe_load("\n".join(lines[1:end])) or {}, lines[end + 1 :]
     options = {}
     while lines and re.match(r"^\s*:[\w-]+:", lines[0]):
         key, _, value = lines[0].strip()[1:].partition(":")
@@ -195,8 +219,9 @@ def _details(summary: str, body: str) -> str:
     return f"<details>\n<summary><b>{summary}</b> (click to open)</summary>\n\n{body.strip()}\n\n</details>"
 
 
-def _directive(name: str, arg: str, options: dict, body: str, page: str, index: Index,
-               with_solutions: bool, glued: list[str]) -> list[tuple[str, str]]:  # fmt: skip
+def _directive(
+    name: str, arg: str, options: dict, body: str, page: str, index: Index, with_solutions: bool, glued: list[str]
+) -> list[tuple[str, str]]:
     inner = lambda: _markdown_only(body, page, index, with_solutions, glued).strip("\n")  # noqa: E731
     if name != "literalinclude":
         arg = _inline(arg, page, index, glued)
@@ -248,8 +273,9 @@ def _show_glued(names: list[str]) -> tuple[str, str]:
     return ("code", f"book.show_glued({keys})  # the values the text above cites")
 
 
-def _blocks(text: str, page: str, index: Index, with_solutions: bool,
-            glued: list[str] | None = None) -> list[tuple[str, str]]:  # fmt: skip
+def _blocks(
+    text: str, page: str, index: Index, with_solutions: bool, glued: list[str] | None = None
+) -> list[tuple[str, str]]:
     """Split Markdown at its top-level directives; convert each directive and each stretch between them.
 
     Nested (``glued`` given), the glued names found go to ``glued``; at the top level, a cell that prints
@@ -281,9 +307,9 @@ def _blocks(text: str, page: str, index: Index, with_solutions: bool,
         close = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == fence), None)
         if close is None:
             raise ConversionError(f"the directive {{{m['name']}}} opened with {fence} is never closed")
-        options, body = _options(lines[i + 1: close])
+        options, body = _options(lines[i + 1 : close])
         flush()
-        body_text = "\n".join(line[len(m["indent"]):] if line.startswith(m["indent"]) else line for line in body)
+        body_text = "\n".join(line[len(m["indent"]) :] if line.startswith(m["indent"]) else line for line in body)
         names: list[str] = []
         add(_directive(m["name"], m["arg"], options, body_text, page, index, with_solutions, names), names)
         i = close + 1

@@ -80,10 +80,16 @@ def copies(md: Path) -> dict[str, Path]:
 
 def _intro(md: Path, title: str, edition: str, site: str) -> str:
     page = f"{site}book/{md.stem}.html"
-    other = ("The student edition (no solutions) is `notebooks/student/" if edition == "reading"
-             else "The reading edition (with solutions) is `notebooks/")  # fmt: skip
-    solutions = ("Solutions are folded: open a *Solution* to read it; its code cell is hidden until you "
-                 "double-click it." if edition == "reading" else "**Student edition**: the solutions are left out.")  # fmt: skip
+    other = (
+        "The student edition (no solutions) is `notebooks/student/"
+        if edition == "reading"
+        else "The reading edition (with solutions) is `notebooks/"
+    )
+    solutions = (
+        "Solutions are folded: open a *Solution* to read it; its code cell is hidden until you double-click it."
+        if edition == "reading"
+        else "**Student edition**: the solutions are left out."
+    )
     return (
         f"*Colab copy of the chapter [{title}]({page}), generated from its source `book/{md.name}`.* "
         f"Cross references and glossary terms link to the book's site; the numbers the text cites are printed "
@@ -145,8 +151,10 @@ def problems() -> list[str]:
     for md in sources:
         nb = jupytext.read(md)
         if "formats" in nb.metadata.get("jupytext", {}):
-            found.append(f"{md.name}: its header pairs it with a notebook (jupytext `formats:`); remove that line, "
-                         "the Colab copies are generated from it")  # fmt: skip
+            found.append(
+                f"{md.name}: its header pairs it with a notebook (jupytext `formats:`); remove that line, "
+                "the Colab copies are generated from it"
+            )
         code = [c for c in nb.cells if c.cell_type == "code"]
         if not code or code[0].source != setup:
             found.append(f"{md.name}: the first code cell is not the set-up cell of {SETUP_TEMPLATE.name}")

@@ -42,8 +42,11 @@ def main(argv: list[str]) -> int:
     want = generated()
     if "--check" in argv:
         if body != want:
-            print("error: README.md's differences lists differ from sclip_lib/evaluation/protocols.py; "
-                  "run `python scripts/readme_differences.py`", file=sys.stderr)  # fmt: skip
+            print(
+                "error: README.md's differences lists differ from sclip_lib/evaluation/protocols.py; "
+                "run `python scripts/readme_differences.py`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if body != want:  # written beside the README, then moved over it: never half a README

@@ -62,7 +62,7 @@ def _directive_body(content: str) -> str:
     lines = content.splitlines()
     if lines and lines[0].strip() == "---":
         end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
-        lines = lines[end + 1:]
+        lines = lines[end + 1 :]
     while lines and re.match(r"^\s*:[\w-]+:", lines[0]):
         lines = lines[1:]
     return "\n".join(lines)
@@ -104,8 +104,11 @@ def markdown_parts(path: Path) -> list[str]:
     (its code cells are `{code-cell}` directives, which count_equations skips)."""
     if path.suffix == ".ipynb":
         cells = json.loads(path.read_text())["cells"]
-        return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                for c in cells if c["cell_type"] == "markdown"]
+        return [
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells
+            if c["cell_type"] == "markdown"
+        ]
     return [path.read_text()]
 
 

@@ -94,8 +94,12 @@ def local_hub(tmp_path_factory):
     fallback file) 'openai' weights, and every benchmark repo with a few rows."""
     from sclip_lib.testing.hub_repos import build_hub
 
-    root = build_hub(tmp_path_factory.mktemp("local-hub"), models=("ViT-B-16", "ViT-B-32"), rows=HUB_ROWS,
-                     formats={"ViT-B-32": "bin"})  # fmt: skip
+    root = build_hub(
+        tmp_path_factory.mktemp("local-hub"),
+        models=("ViT-B-16", "ViT-B-32"),
+        rows=HUB_ROWS,
+        formats={"ViT-B-32": "bin"},
+    )
     hub = _HUB.LocalHub(root, sock=_HUB_SOCKET).start()
     assert hub.url == os.environ["HF_ENDPOINT"]
     yield hub

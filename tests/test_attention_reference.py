@@ -17,8 +17,14 @@ import sclip_lib as sl
 VARIANTS = ["vanilla", "maskclip", "maskclip_no_residual", "sclip", "clearclip", "naclip"]
 # MaskCLIP's own code keeps the residual and FFN around v (chongzhou96/MaskCLIP, mmseg/models/backbones/vit.py);
 # ClearCLIP's re-implementation drops both.
-KEEP_RESIDUAL = {"vanilla": True, "maskclip": True, "maskclip_no_residual": False, "sclip": True,
-                 "clearclip": False, "naclip": False}  # fmt: skip
+KEEP_RESIDUAL = {
+    "vanilla": True,
+    "maskclip": True,
+    "maskclip_no_residual": False,
+    "sclip": True,
+    "clearclip": False,
+    "naclip": False,
+}
 
 
 def softmax_rows(m: torch.Tensor) -> torch.Tensor:
@@ -44,7 +50,9 @@ def reference_last_block(block, x: torch.Tensor, variant: str, grid: tuple[int, 
     width = W.shape[1]
     d = width // heads
     s = d**-0.5
-    ln1 = torch.nn.functional.layer_norm(x.double(), (width,), block.ln_1.weight.double(), block.ln_1.bias.double(), block.ln_1.eps)
+    ln1 = torch.nn.functional.layer_norm(
+        x.double(), (width,), block.ln_1.weight.double(), block.ln_1.bias.double(), block.ln_1.eps
+    )
     out = torch.zeros_like(ln1)
     bias = naclip_bias(*grid) if variant == "naclip" else None
     for n in range(x.shape[0]):
@@ -70,9 +78,13 @@ def reference_last_block(block, x: torch.Tensor, variant: str, grid: tuple[int, 
     if not KEEP_RESIDUAL[variant]:
         return out
     y = x.double() + out
-    ln2 = torch.nn.functional.layer_norm(y, (width,), block.ln_2.weight.double(), block.ln_2.bias.double(), block.ln_2.eps)
+    ln2 = torch.nn.functional.layer_norm(
+        y, (width,), block.ln_2.weight.double(), block.ln_2.bias.double(), block.ln_2.eps
+    )
     fc = ln2 @ block.mlp.c_fc.weight.double().T + block.mlp.c_fc.bias.double()
-    act = fc * torch.sigmoid(1.702 * fc) if type(block.mlp.gelu).__name__ == "QuickGELU" else torch.nn.functional.gelu(fc)
+    act = (
+        fc * torch.sigmoid(1.702 * fc) if type(block.mlp.gelu).__name__ == "QuickGELU" else torch.nn.functional.gelu(fc)
+    )
     return y + act @ block.mlp.c_proj.weight.double().T + block.mlp.c_proj.bias.double()
 
 
@@ -108,7 +120,9 @@ def test_full_encoder_tokens_match_reference(vit_b32, variant):
     x = capture_last_block_input(vit_b32, images)
     v = vit_b32.visual
     ref = reference_last_block(v.transformer.resblocks[-1], x, variant, (7, 7))
-    ref = torch.nn.functional.layer_norm(ref, (ref.shape[-1],), v.ln_post.weight.double(), v.ln_post.bias.double(), v.ln_post.eps)
+    ref = torch.nn.functional.layer_norm(
+        ref, (ref.shape[-1],), v.ln_post.weight.double(), v.ln_post.bias.double(), v.ln_post.eps
+    )
     ref = ref @ v.proj.double()
     with torch.no_grad():
         ours = sl.DenseEncoder(vit_b32, variant)(images)

@@ -102,10 +102,11 @@ def test_hub_layout_from_real_ade20k_samples(tmp_path):
     root = shared_data("ade20k")
     names = ["ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"]
     hub_copy(
-        tmp_path, "ade20k",
+        tmp_path,
+        "ade20k",
         [Image.open(root / "images" / f"{n}.jpg") for n in names],
         [Image.open(root / "annotations" / f"{n}.png") for n in names],
-    )  # fmt: skip
+    )
     assert (tmp_path / "scene_parsing" / "validation" / "0000.parquet").is_file()
     samples = list(sl.load_benchmark("ade20k", source=tmp_path))
     assert len(samples) == 3
@@ -123,12 +124,15 @@ def test_hub_layout_coco_stuff_and_object_from_real_sample(tmp_path):
     hub_copy(tmp_path, "coco_stuff", [Image.open(root / "000000039769.png")], [stuffthing])
     (stuff,) = sl.load_benchmark("coco_stuff", source=tmp_path)
     (obj,) = sl.load_benchmark("coco_object", source=tmp_path)
-    assert np.array_equal(stuff.mask, np.asarray(Image.open(root / "000000039769_cocostuff171_APPROX_from_panoptic.png")))
+    assert np.array_equal(
+        stuff.mask, np.asarray(Image.open(root / "000000039769_cocostuff171_APPROX_from_panoptic.png"))
+    )
     assert np.array_equal(obj.mask, np.asarray(Image.open(root / "000000039769_cocoobject81_APPROX_from_panoptic.png")))
 
 
 def test_plain_parquet_struct_columns_load_too(tmp_path, rng):
     """Parquet without the HF feature metadata: {bytes, path} structs, as other tools write them."""
+
     def png(img):
         buf = io.BytesIO()
         img.save(buf, format="PNG")

@@ -25,10 +25,15 @@ PAPER = {
     "ade20k": (150, 336, 40, 0.0, None, False, 16.1, 16.45),
 }
 REFERENCE_FILE = {
-    "voc21": "cls_voc21.txt", "context60": "cls_context60.txt", "coco_object": "cls_coco_object.txt",
-    "voc20": "cls_voc20.txt", "context59": "cls_context59.txt", "coco_stuff": "cls_coco_stuff.txt",
-    "cityscapes": "cls_city_scapes.txt", "ade20k": "cls_ade20k.txt",
-}  # fmt: skip
+    "voc21": "cls_voc21.txt",
+    "context60": "cls_context60.txt",
+    "coco_object": "cls_coco_object.txt",
+    "voc20": "cls_voc20.txt",
+    "context59": "cls_context59.txt",
+    "coco_stuff": "cls_coco_stuff.txt",
+    "cityscapes": "cls_city_scapes.txt",
+    "ade20k": "cls_ade20k.txt",
+}
 # Deliberate differences from the authors' files: (benchmark, line index) -> reason
 DEVIATIONS = {
     ("coco_object", 0): "'bed' dropped from the background words: it is also class 60, and with the duplicate "
@@ -38,7 +43,16 @@ DEVIATIONS = {
 
 def test_registry_matches_the_paper():
     assert list(PAPER_ORDER) == list(PAPER)  # VOC21, C60, Obj, VOC20, C59, Stuff, City, ADE
-    assert [BENCHMARKS[n].column for n in PAPER_ORDER] == ["VOC21", "C60", "Obj", "VOC20", "C59", "Stuff", "City", "ADE"]
+    assert [BENCHMARKS[n].column for n in PAPER_ORDER] == [
+        "VOC21",
+        "C60",
+        "Obj",
+        "VOC20",
+        "C59",
+        "Stuff",
+        "City",
+        "ADE",
+    ]
     for name, (n, short, scale, prob, area, bg, paper, released) in PAPER.items():
         b = BENCHMARKS[name]
         s = b.settings

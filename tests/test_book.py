@@ -95,7 +95,9 @@ def _notebooks_script():
 
 
 def test_chapters_in_sync_with_their_colab_copies():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "notebooks.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -118,23 +120,31 @@ def test_sync_check_catches_drift_outputs_and_stale_setup_cells(tmp_path, monkey
     copy.write_text(json.dumps(nb))
     student = tmp_path / "notebooks" / "student" / "04_csa.ipynb"
     nb = json.loads(student.read_text())
-    next(c for c in nb["cells"] if c["cell_type"] == "code")["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x"}]
+    next(c for c in nb["cells"] if c["cell_type"] == "code")["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "x"}
+    ]
     student.write_text(json.dumps(nb))
     found = nbs.problems()
     assert any("notebooks/02_clip.ipynb differs" in f for f in found), found
     assert any("notebooks/student/04_csa.ipynb differs" in f for f in found), found
 
     chapter = tmp_path / "book" / "06_demo.md"
-    chapter.write_text(chapter.read_text().replace("jupytext:\n", "jupytext:\n  formats: book//md:myst,notebooks//ipynb\n", 1))
+    chapter.write_text(
+        chapter.read_text().replace("jupytext:\n", "jupytext:\n  formats: book//md:myst,notebooks//ipynb\n", 1)
+    )
     assert any("06_demo.md: its header pairs it" in f for f in nbs.problems())
 
-    (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text().replace("github.com/", "github.com/a-fork-"))
+    (tmp_path / "_config.yml").write_text(
+        (ROOT / "_config.yml").read_text().replace("github.com/", "github.com/a-fork-")
+    )
     assert sum("not the set-up cell" in f for f in nbs.problems()) == len(nbs.chapters())
 
     (tmp_path / "book" / "02_clip.ipynb").write_text(copy.read_text())
     (tmp_path / "notebooks" / "student" / "99_gone.ipynb").write_text(copy.read_text())
     found = nbs.problems()
-    assert any("book/02_clip.ipynb" in f for f in found) and any("student/99_gone.ipynb has no source" in f for f in found), found
+    assert any("book/02_clip.ipynb" in f for f in found) and any(
+        "student/99_gone.ipynb has no source" in f for f in found
+    ), found
 
 
 def _chapters():

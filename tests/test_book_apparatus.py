@@ -17,6 +17,7 @@ import book_pdf  # noqa: E402
 import citation  # noqa: E402
 import colab  # noqa: E402
 import edition  # noqa: E402
+
 import notebooks  # noqa: E402
 
 sys.path[:2] = []
@@ -34,7 +35,9 @@ def _tracked_files() -> list[Path]:
 
 def test_repository_url_is_written_once():
     """_config.yml holds the URL; elsewhere only the chapters' set-up cells, which the sync check derives from it."""
-    derived = {md for md in notebooks.chapters()} | {c for md in notebooks.chapters() for c in notebooks.copies(md).values()}
+    derived = {md for md in notebooks.chapters()} | {
+        c for md in notebooks.chapters() for c in notebooks.copies(md).values()
+    }
     holders = []
     for path in _tracked_files():
         try:
@@ -72,14 +75,22 @@ def test_chapters_2_to_8b_end_with_three_graded_exercises():
     from sclip_lib.book import grade
 
     chapters = [md for md in notebooks.chapters() if "02_clip" <= md.stem < "09"]
-    assert [md.stem for md in chapters] == ["02_clip", "03_clip_fails", "04_csa", "05_implementation", "06_demo",
-                                            "07_evaluation", "08_family", "08b_after_sclip"]  # fmt: skip
+    assert [md.stem for md in chapters] == [
+        "02_clip",
+        "03_clip_fails",
+        "04_csa",
+        "05_implementation",
+        "06_demo",
+        "07_evaluation",
+        "08_family",
+        "08b_after_sclip",
+    ]
     used = set()
     for md in chapters:
         text = md.read_text()
         headings = re.findall(r"^## (.+)$", text, re.M)
         assert headings[-1] == "Exercises", f"{md.name}: the last section is {headings[-1]!r}, not Exercises"
-        section = text[text.index("\n## Exercises\n"):]
+        section = text[text.index("\n## Exercises\n") :]
         exercises = EXERCISE.findall(section)
         assert len(exercises) >= 3, f"{md.name}: {len(exercises)} exercises"
         for title, label in exercises:

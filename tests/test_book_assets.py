@@ -22,15 +22,37 @@ HTML = ROOT / "_build" / "html"
 SITES = [HTML, ROOT / "_build" / "student" / "_build" / "html"]  # the book, and its student edition
 # <link rel=...> values that make the browser fetch (or connect) by itself
 FETCHING_RELS = {
-    "stylesheet", "preload", "modulepreload", "prefetch", "prerender", "preconnect", "dns-prefetch",
-    "icon", "shortcut", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon", "manifest",
+    "stylesheet",
+    "preload",
+    "modulepreload",
+    "prefetch",
+    "prerender",
+    "preconnect",
+    "dns-prefetch",
+    "icon",
+    "shortcut",
+    "apple-touch-icon",
+    "apple-touch-icon-precomposed",
+    "mask-icon",
+    "manifest",
 }
 # attributes the browser loads by itself, per tag
 LOADING_ATTRS = {
-    "script": ("src",), "img": ("src", "srcset"), "source": ("src", "srcset"), "video": ("src", "poster"),
-    "audio": ("src",), "track": ("src",), "iframe": ("src",), "frame": ("src",), "embed": ("src",),
-    "object": ("data",), "input": ("src",), "image": ("href", "xlink:href"), "feimage": ("href", "xlink:href"),
-    "use": ("href", "xlink:href"), "base": ("href",),
+    "script": ("src",),
+    "img": ("src", "srcset"),
+    "source": ("src", "srcset"),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "track": ("src",),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+    "input": ("src",),
+    "image": ("href", "xlink:href"),
+    "feimage": ("href", "xlink:href"),
+    "use": ("href", "xlink:href"),
+    "base": ("href",),
 }
 EXECUTABLE_SCRIPT_TYPES = {"", "text/javascript", "application/javascript", "module"}
 # a quoted absolute or protocol-relative address inside an inline script
@@ -152,7 +174,7 @@ OFFSITE = [
     '<video poster="https://example.org/p.jpg"></video>',
     '<iframe src="https://example.org/embed"></iframe>',
     '<svg><image href="https://example.org/i.png"/></svg>',
-    '<div style="background: url(\'https://example.org/bg.png\')"></div>',
+    "<div style=\"background: url('https://example.org/bg.png')\"></div>",
     '<style>@import "https://fonts.example.com/css2";</style>',
     "<style>@font-face { src: url(https://example.org/f.woff2) }</style>",
     '<meta http-equiv="refresh" content="0; url=https://example.org/">',
@@ -192,6 +214,7 @@ def test_css_urls_skip_comments_and_find_imports():
 
 # ---- the built site --------------------------------------------------------------------------------
 
+
 def built_sites() -> list[Path]:
     sites = [site for site in SITES if (site / "index.html").exists()]
     if not sites:
@@ -201,8 +224,12 @@ def built_sites() -> list[Path]:
 
 def built_pages() -> list[tuple[Path, Path]]:
     """(site, page) for every page of every built site (the .html under _static are theme templates)."""
-    return [(site, page) for site in built_sites() for page in sorted(site.rglob("*.html"))
-            if page.relative_to(site).parts[0] not in ("_static", "_sources")]
+    return [
+        (site, page)
+        for site in built_sites()
+        for page in sorted(site.rglob("*.html"))
+        if page.relative_to(site).parts[0] not in ("_static", "_sources")
+    ]
 
 
 def _local_target(site: Path, file: Path, url: str) -> Path | None:
@@ -218,7 +245,7 @@ def _local_target(site: Path, file: Path, url: str) -> Path | None:
 
 def test_built_pages_load_nothing_from_other_hosts():
     problems = []
-    for site, page in built_pages():
+    for _site, page in built_pages():
         problems += [f"{page.relative_to(ROOT)}: {line}" for line in offsite_loads(page.read_text())]
     assert not problems, "pages fetch from other hosts (bundle these into the site):\n" + "\n".join(problems[:40])
 

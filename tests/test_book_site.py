@@ -24,15 +24,28 @@ HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = find_chromium()  # $SCLIP_CHROMIUM, chromium/google-chrome on PATH, or Playwright's
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
     # The network is cut, as for a reader offline or behind a strict proxy: every host but the loopback
     # (where the site is served; Chromium never proxies it) goes to a closed port, and no name resolves.
-    "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 CHAPTERS = [
-    "01_preface", "02_clip", "03_clip_fails", "04_csa", "05_implementation",
-    "06_demo", "07_evaluation", "08_family", "09_exercises",
+    "01_preface",
+    "02_clip",
+    "03_clip_fails",
+    "04_csa",
+    "05_implementation",
+    "06_demo",
+    "07_evaluation",
+    "08_family",
+    "09_exercises",
 ]
 # images may be lazy: load them all now and wait until each has loaded or failed
 LOAD_ALL_IMAGES = """async () => {
@@ -59,8 +72,15 @@ def _check_mode_marks(page, chapter: str) -> None:
         assert page.locator(".sclip-smoke-banner, .sclip-smoke-announcement").count() == 0, f"{chapter}: smoke banner"
         assert "SMOKE MODE" not in body, f"{chapter}: a real-mode page says SMOKE MODE"
     footer = page.inner_text(".sclip-build-footer")
-    images = (ROOT / "_build" / "book-images.txt").read_text().strip() if (ROOT / "_build" / "book-images.txt").exists() else ""
-    assert f"in {_mode()} mode" in footer and (f"SCLIP_BOOK_IMAGES={images}" if images else "own benchmark image counts") in footer
+    images = (
+        (ROOT / "_build" / "book-images.txt").read_text().strip()
+        if (ROOT / "_build" / "book-images.txt").exists()
+        else ""
+    )
+    assert (
+        f"in {_mode()} mode" in footer
+        and (f"SCLIP_BOOK_IMAGES={images}" if images else "own benchmark image counts") in footer
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +182,9 @@ def test_chapter_opens_on_colab(site, chapter):
         badge = page.locator("article .sclip-colab-badge a:has(img)")
         assert badge.count() == 1, f"{chapter}: no Colab badge"
         href = badge.get_attribute("href")
-        assert href.startswith("https://colab.research.google.com/github/") and href.endswith(f"/notebooks/{chapter}.ipynb")
+        assert href.startswith("https://colab.research.google.com/github/") and href.endswith(
+            f"/notebooks/{chapter}.ipynb"
+        )
         student = page.locator("article .sclip-colab-badge a.sclip-colab-student").get_attribute("href")
         assert student == href.replace("/notebooks/", "/notebooks/student/"), student
         assert page.locator("article .sclip-colab-badge img").evaluate("e => e.complete && e.naturalWidth > 0")
@@ -276,7 +298,9 @@ def test_network_is_cut(site):
           try { await fetch('https://example.org/', {mode: 'no-cors'}); return 'reached'; }
           catch (e) { return 'blocked'; }
         }""")
-        assert outcome == "blocked", "the site check runs with the network reachable: it cannot prove the site is offline"
+        assert outcome == "blocked", (
+            "the site check runs with the network reachable: it cannot prove the site is offline"
+        )
     finally:
         page.close()
 
@@ -285,14 +309,17 @@ def test_every_page_loads_only_from_the_site(site):
     """Every page of the built site, opened with the network cut, asks no other host for anything and
     finds every file it asks the site for (what a page's scripts fetch too, which no static audit sees)."""
     browser, base = site
-    pages = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
-                   if p.relative_to(HTML).parts[0] not in ("_static", "_sources"))
+    pages = sorted(
+        p.relative_to(HTML).as_posix()
+        for p in HTML.rglob("*.html")
+        if p.relative_to(HTML).parts[0] not in ("_static", "_sources")
+    )
     problems = []
     for path in pages:
         page, offsite, failed = _open_offline(browser, f"{base}/{path}")
         try:
-            if "http-equiv=\"refresh\"" in (HTML / path).read_text().lower():
-                page.wait_for_url(lambda url: not url.endswith(f"/{path}"))  # a redirect (index.html)
+            if 'http-equiv="refresh"' in (HTML / path).read_text().lower():
+                page.wait_for_url(lambda url, path=path: not url.endswith(f"/{path}"))  # a redirect (index.html)
                 page.wait_for_load_state("load")
             page.evaluate(MATH_READY)  # MathJax loads its fonts and components after `load`
             page.evaluate(LOAD_ALL_IMAGES)
@@ -321,8 +348,12 @@ def test_math_renders_offline(site, name):
         assert not state["raw"], f"{name}: raw TeX in the visible text: {state['raw'][:5]}"
         assert not state["unrendered"], f"{name}: math left unrendered: {state['unrendered'][:5]}"
         assert not state["errors"], f"{name}: MathJax errors: {state['errors'][:5]}"
-        assert state["containers"] == expected, f"{name}: {expected} equations in the source, {state['containers']} on the page"
-        assert state["rendered"] == expected, f"{name}: {expected} equations in the source, {state['rendered']} rendered"
+        assert state["containers"] == expected, (
+            f"{name}: {expected} equations in the source, {state['containers']} on the page"
+        )
+        assert state["rendered"] == expected, (
+            f"{name}: {expected} equations in the source, {state['rendered']} rendered"
+        )
         # at a laptop's width a display equation must fit its column, not hide its end behind a scrollbar
         assert not state["too_wide"], f"{name}: display equations wider than the page at 1280 px: {state['too_wide']}"
         if expected:
@@ -332,7 +363,8 @@ def test_math_renders_offline(site, name):
 
         numbered = {n["id"]: n for n in state["numbered"]}
         assert list(numbered) == [make_id(f"equation-{label}") for label in labels], (
-            f"{name}: numbered equations on the page {list(numbered)} differ from the source's labels {labels}")
+            f"{name}: numbered equations on the page {list(numbered)} differ from the source's labels {labels}"
+        )
         numbers = [n["eqno"] for n in state["numbered"]]
         assert all(numbers) and len(set(numbers)) == len(numbers), f"{name}: equation numbers {numbers}"
         assert all(n["rendered"] for n in state["numbered"]), f"{name}: a numbered equation is not rendered"
@@ -343,11 +375,14 @@ def test_math_renders_offline(site, name):
                 # an equation of another page: its number there (that page's own test checks it renders)
                 there = (HTML / name).parent / target_page
                 eqno = re.search(rf'id="{re.escape(anchor)}"[^>]*>\s*<span class="eqno">([^<]*)<', there.read_text())
-                assert eqno and eqno.group(1).strip() == ref["text"], f"{name}: {{eq}} link {ref} does not match {there}"
+                assert eqno and eqno.group(1).strip() == ref["text"], (
+                    f"{name}: {{eq}} link {ref} does not match {there}"
+                )
                 continue
             assert anchor in numbered, f"{name}: {{eq}} link {ref} names no equation on the page"
             assert ref["text"] == numbered[anchor]["eqno"], (
-                f"{name}: {{eq}} link text {ref['text']!r} is not its equation's number {numbered[anchor]['eqno']!r}")
+                f"{name}: {{eq}} link text {ref['text']!r} is not its equation's number {numbered[anchor]['eqno']!r}"
+            )
             page.click(f'article a.reference.internal[href="{ref["href"]}"]')
             landed = page.evaluate(AT_TARGET)
             assert landed == {"id": anchor, "rendered": True, "visible": True}, f"{name}: following {ref}: {landed}"
@@ -362,8 +397,10 @@ def test_math_renders_offline(site, name):
 
 # -- explorers (sclip_lib/book/explorers.py): driven in the browser, their numbers checked against Python ------------
 EXPLORER_READY = "el => el.__sclip && el.__sclip.ready"
-EXPLORER_STATE = "el => { const s = el.__sclip; return {patch: s.patch, rows: s.rows, stats: s.stats, error: s.error || null, " \
+EXPLORER_STATE = (
+    "el => { const s = el.__sclip; return {patch: s.patch, rows: s.rows, stats: s.stats, error: s.error || null, "
     "values: s.values, shares: s.shares, known: s.known}; }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -409,14 +446,19 @@ def _offline_page(browser, base):
 def _explorer(page, kind):
     root = page.locator(f".sclip-explorer[data-kind={kind}]").first
     root.scroll_into_view_if_needed()
-    page.wait_for_function(f"() => {{ const el = document.querySelector('.sclip-explorer[data-kind={kind}]'); "
-                           f"return el && el.__sclip && (el.__sclip.ready || el.__sclip.error); }}", timeout=60000)
+    page.wait_for_function(
+        f"() => {{ const el = document.querySelector('.sclip-explorer[data-kind={kind}]'); "
+        f"return el && el.__sclip && (el.__sclip.ready || el.__sclip.error); }}",
+        timeout=60000,
+    )
     return root
 
 
 def _settle(root):
     root.page.wait_for_timeout(50)
-    root.page.wait_for_function(f"el => ({EXPLORER_READY})(el) || el.__sclip.error", arg=root.element_handle(), timeout=30000)
+    root.page.wait_for_function(
+        f"el => ({EXPLORER_READY})(el) || el.__sclip.error", arg=root.element_handle(), timeout=30000
+    )
     state = root.evaluate(EXPLORER_STATE)
     assert state["error"] is None, state["error"]
     return state
@@ -424,7 +466,9 @@ def _settle(root):
 
 def _hover_patch(root, patch, grid):
     box = root.locator("canvas").first.bounding_box()
-    root.page.mouse.move(box["x"] + (patch[1] + 0.5) * box["width"] / grid[1], box["y"] + (patch[0] + 0.5) * box["height"] / grid[0])
+    root.page.mouse.move(
+        box["x"] + (patch[1] + 0.5) * box["width"] / grid[1], box["y"] + (patch[0] + 0.5) * box["height"] / grid[0]
+    )
     return _settle(root)
 
 
@@ -469,7 +513,8 @@ def test_attention_explorer_matches_python(site, python_side):
         layers = len(model.visual.transformer.resblocks)
         for layer, patch in [(layers, (3, 5)), (4, (10, 2))]:
             root.locator("[data-role=layer]").evaluate(
-                "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }", layer)
+                "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }", layer
+            )
             state = _hover_patch(root, patch, grid)
             assert state["patch"] == list(patch)
             q = 1 + patch[0] * grid[1] + patch[1]
@@ -536,7 +581,9 @@ def test_explorer_pages_offline_and_within_budget(site, chapter):
     try:
         page.goto(f"{base}/book/{chapter}.html", wait_until="load")
         kinds = book.EXPLORERS[chapter]["kinds"]
-        assert sorted(page.eval_on_selector_all(".sclip-explorer", "els => els.map(e => e.dataset.kind)")) == sorted(kinds)
+        assert sorted(page.eval_on_selector_all(".sclip-explorer", "els => els.map(e => e.dataset.kind)")) == sorted(
+            kinds
+        )
         for kind in kinds:
             root = _explorer(page, kind)
             _settle(root)
@@ -547,7 +594,8 @@ def test_explorer_pages_offline_and_within_budget(site, chapter):
         assert files, f"{chapter}: the explorers load no files from the site"
         total = sum(files.values())
         (ROOT / "_build" / f"explorer-data-{chapter}.txt").write_text(
-            "".join(f"{size}\t{url}\n" for url, size in sorted(files.items())) + f"{total}\ttotal\n")
+            "".join(f"{size}\t{url}\n" for url, size in sorted(files.items())) + f"{total}\ttotal\n"
+        )
         assert total < explorer.BUDGET_BYTES, f"{chapter}: {total / 1e6:.2f} MB of explorer data"
     finally:
         page.close()

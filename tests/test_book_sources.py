@@ -29,10 +29,21 @@ def test_count_equations(markdown, expected):
 
 def test_notebook_and_myst_sources_give_the_same_count(tmp_path, monkeypatch):
     text = "# T\n\n$$\na\n$$ (eq-a)\n\nwith $b$."
-    nb = {"cells": [
-        {"cell_type": "markdown", "metadata": {}, "source": [text]},
-        {"cell_type": "code", "metadata": {}, "source": ["s = '$not math$'"], "outputs": [], "execution_count": None},
-    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": [text]},
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": ["s = '$not math$'"],
+                "outputs": [],
+                "execution_count": None,
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "a.ipynb").write_text(json.dumps(nb))
     myst = f"---\njupytext:\n  text_representation:\n    format_name: myst\n---\n\n{text}\n\n```{{code-cell}} ipython3\ns = '$not math$'\n```\n"

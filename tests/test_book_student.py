@@ -33,8 +33,17 @@ def solution_phrases() -> list[str]:
 
 def _site_text(root: Path) -> str:
     return "\n".join(
-        p.read_text(encoding="utf-8", errors="replace") for p in root.rglob("*") if p.is_file() and p.suffix in {
-            ".html", ".js", ".txt", ".md", ".ipynb", ".json",
+        p.read_text(encoding="utf-8", errors="replace")
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix
+        in {
+            ".html",
+            ".js",
+            ".txt",
+            ".md",
+            ".ipynb",
+            ".json",
         }
     )
 
@@ -49,7 +58,7 @@ def test_full_edition_has_every_solution():
         pytest.skip("no full build: run `make book`")
     text = "\n".join((FULL / "book" / f"{s.stem}.html").read_text(encoding="utf-8") for s in SOURCES)
     missing = [p for p in solution_phrases() if p not in text]
-    assert text.count('tag_solution') >= 8, "the solutions' code cells are missing from the full edition"
+    assert text.count("tag_solution") >= 8, "the solutions' code cells are missing from the full edition"
     assert not missing, f"solution text not found in the full edition (the phrase extraction is broken): {missing}"
 
 
@@ -63,9 +72,11 @@ def test_student_edition_has_no_solution_text():
     leaked = [p for p in solution_phrases() if p in everything]
     assert not leaked, f"solution text in the student edition: {leaked}"
     assert "STUDENT EDITION" in page
-    assert 'tag_solution' not in everything, "a solution's code cell is in the student edition"
+    assert "tag_solution" not in everything, "a solution's code cell is in the student edition"
     colab = re.findall(r'href="(https://colab\.research\.google\.com[^"]*)"', everything)
-    assert colab and all("/notebooks/student/" in url for url in colab), "the student edition links a copy with solutions"
+    assert colab and all("/notebooks/student/" in url for url in colab), (
+        "the student edition links a copy with solutions"
+    )
 
 
 def test_student_edition_leaves_out_the_instructor_only_notes():
@@ -91,7 +102,9 @@ def test_both_editions_ship_every_file_their_explorers_load(edition):
     if not all(p.exists() for p in pages):
         pytest.skip(f"no build at {edition}: run `make book`")
     for page in pages:
-        configs = re.findall(r'<script[^>]*id="[^"]*-config"[^>]*>(.*?)</script>', page.read_text(encoding="utf-8"), re.S)
+        configs = re.findall(
+            r'<script[^>]*id="[^"]*-config"[^>]*>(.*?)</script>', page.read_text(encoding="utf-8"), re.S
+        )
         urls = [s["url"] for c in configs for s in json.loads(c)["sources"].values() if "url" in s]
         assert urls, f"{page.name}: no explorer loads files"
         missing = [u for u in urls if not (page.parent / u).is_file()]

@@ -19,10 +19,25 @@ def photo(tmp_path):
 
 def test_segment_writes_mask_and_overlay_in_smoke_mode(photo, tmp_path, capsys):
     out, over = tmp_path / "mask.png", tmp_path / "overlay.png"
-    code = main([
-        "segment", str(photo), "--classes", "cat; sofa, couch; remote control", "--out", str(out),
-        "--overlay", str(over), "--model", "ViT-B-32", "--allow-untrained", "--templates", "1", "--short-side", "112",
-    ])
+    code = main(
+        [
+            "segment",
+            str(photo),
+            "--classes",
+            "cat; sofa, couch; remote control",
+            "--out",
+            str(out),
+            "--overlay",
+            str(over),
+            "--model",
+            "ViT-B-32",
+            "--allow-untrained",
+            "--templates",
+            "1",
+            "--short-side",
+            "112",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     assert SMOKE_BANNER in captured.err

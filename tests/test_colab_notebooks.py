@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import colab_markdown as cm  # noqa: E402
+
 import notebooks  # noqa: E402
 
 sys.path.pop(0)
@@ -73,8 +74,10 @@ def test_show_glued_prints_values_and_says_what_is_missing(capsys):
 
 
 def test_references_terms_citations_and_equations_become_links():
-    text = _convert("See {doc}`02_clip`, {term}`CSA`, {term}`tokens <patch token>`, {cite}`wang2024sclip`, "
-                    "{prf:ref}`prop-correlative`, {eq}`eq-csa` and {math}`a^2`.")[0][1]
+    text = _convert(
+        "See {doc}`02_clip`, {term}`CSA`, {term}`tokens <patch token>`, {cite}`wang2024sclip`, "
+        "{prf:ref}`prop-correlative`, {eq}`eq-csa` and {math}`a^2`."
+    )[0][1]
     assert f"]({SITE}book/02_clip.html)" in text
     assert f"[CSA]({SITE}book/glossary.html#term-CSA)" in text
     assert f"[tokens]({SITE}book/glossary.html#term-patch-token)" in text
@@ -92,9 +95,11 @@ def test_labelled_equation_keeps_its_number_as_a_tag():
 
 
 def test_directives_become_quotes_details_or_nothing():
-    src = (":::{admonition} Note {term}`CSA`\n:class: tip\nBody $x$.\n:::\n\n"
-           ":::{exercise}\n:label: ex-q\nDo it.\n:::\n\n:::{solution} ex-q\n:class: dropdown\nThe answer.\n:::\n\n"
-           "::::{prf:proposition} Title\n:label: p\nClaim.\n:::{note}\nInner.\n:::\n::::")
+    src = (
+        ":::{admonition} Note {term}`CSA`\n:class: tip\nBody $x$.\n:::\n\n"
+        ":::{exercise}\n:label: ex-q\nDo it.\n:::\n\n:::{solution} ex-q\n:class: dropdown\nThe answer.\n:::\n\n"
+        "::::{prf:proposition} Title\n:label: p\nClaim.\n:::{note}\nInner.\n:::\n::::"
+    )
     reading = "\n".join(t for _, t in _convert(src))
     assert "> **Note [CSA](" in reading and "> Body $x$." in reading
     assert "> **Exercise**" in reading and "<details>" in reading and "The answer." in reading
@@ -107,11 +112,23 @@ def test_directives_become_quotes_details_or_nothing():
 def test_literalinclude_becomes_a_source_cell():
     parts = _convert("Before.\n\n```{literalinclude} ../sclip_lib/attention.py\n:pyobject: sclip\n```\n\nAfter.")
     assert [(k, t.strip()) for k, t in parts] == [
-        ("markdown", "Before."), ("code", 'book.show_source("sclip_lib.attention.sclip")'), ("markdown", "After.")]
+        ("markdown", "Before."),
+        ("code", 'book.show_source("sclip_lib.attention.sclip")'),
+        ("markdown", "After."),
+    ]
 
 
-@pytest.mark.parametrize("src", ["{abbr}`A (b)`", "```{figure} x.png\n```", "{ref}`no-such-label`",
-                                 "{term}`not a term`", "{cite}`nobody2099`", ":::{note}\nnever closed"])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "{abbr}`A (b)`",
+        "```{figure} x.png\n```",
+        "{ref}`no-such-label`",
+        "{term}`not a term`",
+        "{cite}`nobody2099`",
+        ":::{note}\nnever closed",
+    ],
+)
 def test_constructs_without_a_colab_form_are_errors(src):
     with pytest.raises(cm.ConversionError):
         _convert(src)
@@ -145,8 +162,11 @@ def test_colab_check_installs_from_the_local_repository():
     nb = colab_check.colab_copy("student/04_csa", f"git+file://{ROOT}@HEAD", "HEAD")
     setup = next(c for c in nb.cells if c.cell_type == "code").source
     assert f'"sclip_lib[book] @ git+file://{ROOT}@HEAD"' in setup and notebooks.repository_url() not in setup
-    committed = json.loads(subprocess.run(["git", "show", "HEAD:notebooks/student/04_csa.ipynb"], cwd=ROOT,
-                                          capture_output=True, text=True, check=True).stdout)["cells"]
+    committed = json.loads(
+        subprocess.run(
+            ["git", "show", "HEAD:notebooks/student/04_csa.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )["cells"]
     changed = [i for i, (a, b) in enumerate(zip(nb.cells, committed)) if a.source != "".join(b["source"])]
     assert len(nb.cells) == len(committed) and len(changed) == 1 and "pip" in nb.cells[changed[0]].source
     assert colab_check.locked("torch").startswith("torch==")

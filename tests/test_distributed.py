@@ -28,8 +28,27 @@ from tests.conftest import ONE_TEMPLATE, REPO
 from tests.test_benchmark_loading import generated_voc, hub_copy
 
 ROWS = 5  # odd: rank 0 takes rows 0, 2, 4 and rank 1 rows 1, 3
-CLI = [sys.executable, "-m", "sclip_lib.cli", "evaluate", "-b", "voc21", "--limit", str(ROWS), "--allow-untrained",
-       "--model", "ViT-B-32", "--templates", "one", "--device", "cpu", "--workers", "0", "--batch-size", "4"]  # fmt: skip
+CLI = [
+    sys.executable,
+    "-m",
+    "sclip_lib.cli",
+    "evaluate",
+    "-b",
+    "voc21",
+    "--limit",
+    str(ROWS),
+    "--allow-untrained",
+    "--model",
+    "ViT-B-32",
+    "--templates",
+    "one",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+    "--batch-size",
+    "4",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +61,16 @@ def start(rank: int, world: int, argv: list[str], tmp: Path, timeout: float = 60
     """One rank of the CLI with torchrun's environment; its stdout and stderr go to files."""
     env = {
         **os.environ,
-        "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
-        distributed.INIT_ENV: (tmp / "rendezvous").as_uri(), distributed.TIMEOUT_ENV: str(timeout),
-        "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
-    }  # fmt: skip
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_RANK": str(rank),
+        "LOCAL_WORLD_SIZE": str(world),
+        distributed.INIT_ENV: (tmp / "rendezvous").as_uri(),
+        distributed.TIMEOUT_ENV: str(timeout),
+        "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }
     log = tmp / f"rank{rank}"
     with open(f"{log}.out", "w") as out, open(f"{log}.err", "w") as err:
         proc = subprocess.Popen(CLI + argv, env=env, stdout=out, stderr=err, cwd=tmp)
@@ -65,8 +90,16 @@ def wait(proc: subprocess.Popen, log: Path, seconds: float, others: tuple[subpro
 def test_two_ranks_give_the_one_process_miou_and_only_rank_0_writes(vit_b32, voc_source, tmp_path):
     outs = [tmp_path / "out0", tmp_path / "out1"]  # each rank is told its own folder: rank 1 must write none
     procs = [start(r, 2, ["--source", str(voc_source), "--out", str(outs[r])], tmp_path) for r in range(2)]
-    reference = sl.evaluate("sclip", "voc21", model=vit_b32, source=voc_source, limit=ROWS, progress=False,
-                            templates=ONE_TEMPLATE, batch_size=4)  # fmt: skip
+    reference = sl.evaluate(
+        "sclip",
+        "voc21",
+        model=vit_b32,
+        source=voc_source,
+        limit=ROWS,
+        progress=False,
+        templates=ONE_TEMPLATE,
+        batch_size=4,
+    )
     everyone = tuple(p for p, _ in procs)
     codes = [wait(p, log, 900, everyone) for p, log in procs]  # generous: a loaded machine is slow, a hang never ends
     errors = [Path(f"{log}.err").read_text() for _, log in procs]
@@ -74,7 +107,10 @@ def test_two_ranks_give_the_one_process_miou_and_only_rank_0_writes(vit_b32, voc
 
     files = sorted(p.name for p in outs[0].iterdir())
     assert [re.sub("_[0-9a-f]{8}[.]", "_HASH.", f) for f in files] == [
-        "summary.csv", "voc21_sclip_ViT-B-32-untrained_limit5_HASH.csv", "voc21_sclip_ViT-B-32-untrained_limit5_HASH.json"]
+        "summary.csv",
+        "voc21_sclip_ViT-B-32-untrained_limit5_HASH.csv",
+        "voc21_sclip_ViT-B-32-untrained_limit5_HASH.json",
+    ]
     assert not outs[1].exists() or list(outs[1].iterdir()) == []
     printed = [Path(f"{log}.out").read_text() for _, log in procs]
     assert "mIoU" in printed[0] and printed[1] == ""

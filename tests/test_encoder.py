@@ -32,7 +32,13 @@ def tiny_clip(**vision):
 
 @pytest.mark.parametrize(
     "vision",
-    [{}, {"block_type": "custom"}, {"qk_norm": True}, {"scale_heads": True, "scale_attn_inner": True}, {"ls_init_value": 0.5}],
+    [
+        {},
+        {"block_type": "custom"},
+        {"qk_norm": True},
+        {"scale_heads": True, "scale_attn_inner": True},
+        {"ls_init_value": 0.5},
+    ],
     ids=["mha", "custom", "qk_norm", "head_scale+inner_norm", "layer_scale"],
 )
 def test_vanilla_last_block_is_the_models_own_block(vision):
@@ -202,7 +208,9 @@ def test_unknown_positional_resize_rule(vit_b16):
         sl.DenseEncoder(vit_b16, "sclip", pos_resize="nearest")
 
 
-@pytest.mark.parametrize("size,grid", [((224, 224), (14, 14)), ((160, 224), (10, 14)), ((100, 37), (6, 2)), ((16, 16), (1, 1))])
+@pytest.mark.parametrize(
+    "size,grid", [((224, 224), (14, 14)), ((160, 224), (10, 14)), ((100, 37), (6, 2)), ((16, 16), (1, 1))]
+)
 def test_dense_features_on_any_window_size(vit_b16, size, grid):
     feats = sl.DenseEncoder(vit_b16, "sclip").dense_features(torch.randn(1, 3, *size))
     assert feats.shape == (1, 512, *grid)

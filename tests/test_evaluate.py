@@ -102,7 +102,8 @@ def test_failure_mid_run_writes_no_result_but_keeps_the_progress(vit_b16, tmp_pa
     with pytest.raises(LabelError, match="99") as info:
         sl.evaluate("sclip", "voc21", model=vit_b16, source=source, out=out, progress=False, workers=0, **FAST)
     assert [re.sub("_[0-9a-f]{8}[.]", "_HASH.", p.name) for p in out.iterdir()] == [
-        "voc21_sclip_ViT-B-16-untrained_HASH.partial.json"]  # no results file
+        "voc21_sclip_ViT-B-16-untrained_HASH.partial.json"
+    ]  # no results file
     assert "progress of 3 images saved" in info.value.__notes__[0] and "skip_bad" in info.value.__notes__[0]
 
 
@@ -146,9 +147,28 @@ def test_cli_evaluates_and_writes_the_tables(vit_b16, voc_copy, tmp_path, monkey
 
     monkeypatch.setattr("sclip_lib.models.load_clip", fake_load_clip)
     out = tmp_path / "res"
-    args = cli(["evaluate", "--benchmark", "voc21,voc20", "--limit", "1", "--allow-untrained", "--templates", "one",
-                "--device", "cpu", "--source", f"voc21={voc_copy[0]}", "--source", f"voc20={voc_copy[0]}",
-                "--out", str(out), "--workers", "0"])  # fmt: skip
+    args = cli(
+        [
+            "evaluate",
+            "--benchmark",
+            "voc21,voc20",
+            "--limit",
+            "1",
+            "--allow-untrained",
+            "--templates",
+            "one",
+            "--device",
+            "cpu",
+            "--source",
+            f"voc21={voc_copy[0]}",
+            "--source",
+            f"voc20={voc_copy[0]}",
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+        ]
+    )
     assert evaluate_cli.run(args) == 0
     assert calls == [("ViT-B-16", None, {"allow_untrained": True, "device": "cpu"})]
     printed = capsys.readouterr()
@@ -156,7 +176,9 @@ def test_cli_evaluates_and_writes_the_tables(vit_b16, voc_copy, tmp_path, monkey
     assert "59.1" not in printed.out  # one template is not SCLIP's protocol: no published number beside it
     assert "SMOKE" in printed.err
     names = sorted(p.name for p in out.iterdir())
-    assert "summary.csv" in names and any(re.fullmatch(r"voc20_sclip_ViT-B-16-untrained_limit1_[0-9a-f]{8}\.json", n) for n in names)
+    assert "summary.csv" in names and any(
+        re.fullmatch(r"voc20_sclip_ViT-B-16-untrained_limit1_[0-9a-f]{8}\.json", n) for n in names
+    )
     assert len(names) == 5
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("benchmark,") and [s.split(",")[0] for s in summary[1:]] == ["VOC21", "VOC20"]

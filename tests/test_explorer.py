@@ -21,8 +21,6 @@ from sclip_lib import book
 from sclip_lib.book import explorers as explorer
 from sclip_lib.evaluation.registry import read_classes
 
-from .conftest import ONE_TEMPLATE
-
 SMALL = 112  # a 7 x 7 patch grid for ViT-B/16: quick, and not the model's native 14 x 14
 WORDS = ["cat", "wall", "traffic light"]
 
@@ -34,7 +32,9 @@ def chelsea():
 
 @pytest.fixture(scope="module")
 def small_data(vit_b16, chelsea):
-    words_emb = torch.nn.functional.normalize(torch.randn(len(WORDS), 512, generator=torch.Generator().manual_seed(1)), dim=-1)
+    words_emb = torch.nn.functional.normalize(
+        torch.randn(len(WORDS), 512, generator=torch.Generator().manual_seed(1)), dim=-1
+    )
     return explorer.compute(vit_b16, {"chelsea": chelsea}, words=WORDS, text_features=words_emb, size=SMALL)
 
 
@@ -143,14 +143,21 @@ def test_every_chapter_stays_within_the_budget(vit_b16, chelsea):
     fake_text = torch.nn.functional.normalize(torch.randn(len(words), 512), dim=-1)  # the size, not the values
     data = explorer.compute(vit_b16, {"chelsea": chelsea}, words=words, text_features=fake_text)
     entry = data.manifest["images"][0]
-    arrays = {"attention": len(data.blobs[entry["attention"]["blob"]]), "similarity": len(data.blobs[entry["features"]["blob"]])}
+    arrays = {
+        "attention": len(data.blobs[entry["attention"]["blob"]]),
+        "similarity": len(data.blobs[entry["features"]["blob"]]),
+    }
     assert arrays["attention"] == 12 * 2 * 196 * 197 * 2 and arrays["similarity"] == 2 * 512 * 196 * 2
     vocab = len(data.blobs[data.manifest["vocabulary"]["blob"]])
     assert vocab == len(words) * 512 * 2
     for chapter, spec in book.EXPLORERS.items():
         images = book.sample_images(spec["images"])
         jpegs = sum(len(data.blobs[explorer._jpeg(explorer.crop_image(img), data.blobs)]) for img in images.values())
-        total = jpegs + len(images) * sum(arrays[k] for k in spec["kinds"]) + (vocab if "similarity" in spec["kinds"] else 0)
+        total = (
+            jpegs
+            + len(images) * sum(arrays[k] for k in spec["kinds"])
+            + (vocab if "similarity" in spec["kinds"] else 0)
+        )
         assert total < explorer.BUDGET_BYTES, f"{chapter}: {total / 1e6:.2f} MB of explorer data"
 
 
@@ -163,20 +170,28 @@ def test_inline_explorers_in_chromium(small_data, tmp_path):
         pytest.skip(missing_message())
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     m = small_data.manifest
-    grid, layers = m["grid"], m["layers"]
+    grid = m["grid"]
     att = small_data.array(m["images"][0]["attention"]).astype(np.float64)
     feats = small_data.array(m["images"][0]["features"]).astype(np.float64)
     text = small_data.array(m["vocabulary"]).astype(np.float64)
-    pages = {kind: explorer.Explorer(small_data, kind, layer=2, words="cat; wall; traffic light").save_html(tmp_path / f"{kind}.html")
-             for kind in explorer.KINDS}
+    pages = {
+        kind: explorer.Explorer(small_data, kind, layer=2, words="cat; wall; traffic light").save_html(
+            tmp_path / f"{kind}.html"
+        )
+        for kind in explorer.KINDS
+    }
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], headless=True)
+        browser = p.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"], headless=True
+        )
         try:
             page = browser.new_page()
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(pages["attention"].as_uri())
-            page.wait_for_function("() => { const e = document.querySelector('.sclip-explorer'); return e.__sclip && e.__sclip.ready; }")
+            page.wait_for_function(
+                "() => { const e = document.querySelector('.sclip-explorer'); return e.__sclip && e.__sclip.ready; }"
+            )
             box = page.locator("canvas").first.bounding_box()
             page.mouse.move(box["x"] + 4.5 * box["width"] / grid[1], box["y"] + 1.5 * box["height"] / grid[0])
             page.wait_for_function("() => document.querySelector('.sclip-explorer').__sclip.ready")
@@ -192,14 +207,18 @@ def test_inline_explorers_in_chromium(small_data, tmp_path):
                 assert state["stats"][variant]["invariance"] == pytest.approx((sim.sum() - n) / (n * (n - 1)), abs=1e-6)
                 assert state["stats"][variant]["argmax"] == list(divmod(int(rows[q, 1:].argmax()), grid[1]))
             page.goto(pages["similarity"].as_uri())
-            page.wait_for_function("() => { const e = document.querySelector('.sclip-explorer'); return e.__sclip && e.__sclip.ready; }")
+            page.wait_for_function(
+                "() => { const e = document.querySelector('.sclip-explorer'); return e.__sclip && e.__sclip.ready; }"
+            )
             state = page.evaluate("() => document.querySelector('.sclip-explorer').__sclip")
             assert state["known"] == ["cat", "wall", "traffic light"] and state["word"] == "cat"
             for v, variant in enumerate(m["variants"]):
                 cos = text[0] @ feats[v]
                 np.testing.assert_allclose(state["values"][variant]["map"], cos, atol=1e-6)
                 maps = torch.from_numpy(text @ feats[v]).reshape(3, *grid)
-                labels = torch.nn.functional.interpolate(maps[None], size=m["size"], mode="bilinear", align_corners=False)[0].argmax(0)
+                labels = torch.nn.functional.interpolate(
+                    maps[None], size=m["size"], mode="bilinear", align_corners=False
+                )[0].argmax(0)
                 shares = torch.bincount(labels.flatten(), minlength=3).double() / labels.numel()
                 np.testing.assert_allclose(state["shares"][variant], shares.numpy(), atol=1e-9)
             assert not errors, errors

@@ -16,9 +16,18 @@ from sclip_lib.evaluation.loop import result_stem
 
 DEPTH = 4
 # Variant -> does the LAST block keep its residual and MLP (modified blocks before it always do).
-KEEP_RESIDUAL = {"vanilla": True, "maskclip": True, "sclip": True, "clearclip": False, "qq": True, "kk": True,
-                 "kk_no_residual": False, "sclip_no_residual": False, "random_proj": True,
-                 "random_proj_no_residual": False}  # fmt: skip
+KEEP_RESIDUAL = {
+    "vanilla": True,
+    "maskclip": True,
+    "sclip": True,
+    "clearclip": False,
+    "qq": True,
+    "kk": True,
+    "kk_no_residual": False,
+    "sclip_no_residual": False,
+    "random_proj": True,
+    "random_proj_no_residual": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +115,9 @@ def reference_block(block, x: torch.Tensor, variant: str, keep_residual: bool):
         return out, torch.stack(maps)
     y = x.double() + out
     fc = layer_norm(y, block.ln_2) @ block.mlp.c_fc.weight.double().T + block.mlp.c_fc.bias.double()
-    act = torch.nn.functional.gelu(fc) if type(block.mlp.gelu).__name__ != "QuickGELU" else fc * torch.sigmoid(1.702 * fc)
+    act = (
+        torch.nn.functional.gelu(fc) if type(block.mlp.gelu).__name__ != "QuickGELU" else fc * torch.sigmoid(1.702 * fc)
+    )
     return y + act @ block.mlp.c_proj.weight.double().T + block.mlp.c_proj.bias.double(), torch.stack(maps)
 
 
@@ -153,8 +164,9 @@ def test_vanilla_in_several_blocks_is_the_plain_model(small_vit):
     with torch.no_grad():
         plain = small_vit.encode_image(images)
         for n in range(1, DEPTH + 1):
-            torch.testing.assert_close(sl.DenseEncoder(small_vit, "vanilla", final_blocks=n)(images)[:, 0], plain,
-                                       atol=1e-5, rtol=1e-5)  # fmt: skip
+            torch.testing.assert_close(
+                sl.DenseEncoder(small_vit, "vanilla", final_blocks=n)(images)[:, 0], plain, atol=1e-5, rtol=1e-5
+            )
 
 
 def test_more_final_blocks_change_the_output(small_vit):
@@ -185,8 +197,9 @@ def test_layers_before_the_modified_blocks_see_the_plain_model(small_vit):
     enc = sl.DenseEncoder(small_vit, "sclip", final_blocks=2)
     x = block_input(small_vit, images, 1).double()
     _, expected = reference_block(small_vit.visual.transformer.resblocks[1], x, "vanilla", True)
-    torch.testing.assert_close(enc.attention_maps(images, layer=1, attention="vanilla").double(), expected,
-                               atol=1e-5, rtol=1e-5)  # fmt: skip
+    torch.testing.assert_close(
+        enc.attention_maps(images, layer=1, attention="vanilla").double(), expected, atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("n", [0, DEPTH + 1, -1, 1.5, True, "2"])
@@ -195,8 +208,9 @@ def test_bad_final_blocks_name_the_valid_range(small_vit, n):
         sl.DenseEncoder(small_vit, "sclip", final_blocks=n)
 
 
-@pytest.mark.parametrize("attention,what", [("naclip+rcs", "earlier blocks"), ("sclip+sfr", "prior"),
-                                            ("naclip+rcs+sfr", "earlier blocks")])  # fmt: skip
+@pytest.mark.parametrize(
+    "attention,what", [("naclip+rcs", "earlier blocks"), ("sclip+sfr", "prior"), ("naclip+rcs+sfr", "earlier blocks")]
+)
 def test_rcs_and_sfr_refuse_several_blocks(vit_b32, attention, what):
     with pytest.raises(ValueError, match=f"{what}.*final_blocks=1"):
         sl.DenseEncoder(vit_b32, attention, final_blocks=2)
@@ -260,7 +274,9 @@ def test_benchmark_segmenter_passes_final_blocks_and_leaves_the_protocol(vit_b32
 def test_result_file_names_tell_final_blocks_apart():
     settings = {"attention": "sclip", "pamr": False, "final_blocks": 1}
     assert result_stem("voc20", settings, "ViT-B-16", 10) == "voc20_sclip_ViT-B-16_limit10"
-    assert result_stem("voc20", {**settings, "final_blocks": 3}, "ViT-B-16", 10) == "voc20_sclip_ViT-B-16_final3_limit10"
+    assert (
+        result_stem("voc20", {**settings, "final_blocks": 3}, "ViT-B-16", 10) == "voc20_sclip_ViT-B-16_final3_limit10"
+    )
 
 
 def test_evaluate_passes_final_blocks_into_the_results_file(vit_b32, tmp_path):
@@ -271,8 +287,18 @@ def test_evaluate_passes_final_blocks_into_the_results_file(vit_b32, tmp_path):
 
     images, masks, _ = generated_voc(np.random.default_rng(1), n=1, size=(64, 64))
     source = hub_copy(tmp_path / "voc", "voc21", images, masks)
-    r = sl.evaluate("sclip", "voc21", model=vit_b32, source=source, limit=1, out=tmp_path / "res", progress=False,
-                    templates=ONE_TEMPLATE, short_side=224, final_blocks=2)  # fmt: skip
+    r = sl.evaluate(
+        "sclip",
+        "voc21",
+        model=vit_b32,
+        source=source,
+        limit=1,
+        out=tmp_path / "res",
+        progress=False,
+        templates=ONE_TEMPLATE,
+        short_side=224,
+        final_blocks=2,
+    )
     assert r.settings["final_blocks"] == 2
     stem = f"voc21_sclip_ViT-B-32-untrained_final2_limit1_{r.settings_hash}"  # the settings hash ends every name
     assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [f"{stem}.csv", f"{stem}.json"]
@@ -292,8 +318,22 @@ def test_cli_final_blocks(tmp_path, capsys):
     assert parser.parse_args(["evaluate", "-b", "voc20", "--final-blocks", "3"]).final_blocks == 3
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photo)
-    args = ["segment", str(photo), "--classes", "cat; dog", "--model", "ViT-B-32", "--allow-untrained",
-            "--templates", "1", "--short-side", "112", "--background", "none", "--final-blocks"]  # fmt: skip
+    args = [
+        "segment",
+        str(photo),
+        "--classes",
+        "cat; dog",
+        "--model",
+        "ViT-B-32",
+        "--allow-untrained",
+        "--templates",
+        "1",
+        "--short-side",
+        "112",
+        "--background",
+        "none",
+        "--final-blocks",
+    ]
     assert main([*args, "13"]) == 2
     err = capsys.readouterr().err
     assert "final_blocks must be an int from 1 to 12" in err and "Traceback" not in err

@@ -49,14 +49,37 @@ def test_segmenter_public_surface_fits_one_screen(vit_b32):
     seg = sl.Segmenter(vit_b32, ["cat", "sofa, couch"], templates=ONE_TEMPLATE, background="wall")
     public = {name for name in dir(seg) if not name.startswith("_")}
     assert public == {
-        "predict", "predict_many", "probabilities", "stages", "settings", "classes", "num_classes",
-        "has_background", "attention", "model", "encoder", "device", "precision", "templates", "weights",
-        "untrained", "protocol", "describe",
-    }  # fmt: skip
+        "predict",
+        "predict_many",
+        "probabilities",
+        "stages",
+        "settings",
+        "classes",
+        "num_classes",
+        "has_background",
+        "attention",
+        "model",
+        "encoder",
+        "device",
+        "precision",
+        "templates",
+        "weights",
+        "untrained",
+        "protocol",
+        "describe",
+    }
     assert seg.classes.names == ["wall", "cat", "sofa"] and seg.classes.synonyms[2] == ("sofa", "couch")
     stages = {name for name in dir(seg.stages) if not name.startswith("_")}
-    assert {"preprocess", "text_features", "window_logits", "merged_logits", "crop_logits", "mask_from_logits",
-            "pamr_guide", "many"} <= stages  # fmt: skip
+    assert {
+        "preprocess",
+        "text_features",
+        "window_logits",
+        "merged_logits",
+        "crop_logits",
+        "mask_from_logits",
+        "pamr_guide",
+        "many",
+    } <= stages
 
 
 def test_cli_help_lists_what_the_registry_holds(capsys):
@@ -76,5 +99,7 @@ def test_cli_help_lists_what_the_registry_holds(capsys):
 @pytest.mark.parametrize("module, expect", [("sclip_lib.cli", "segment"), ("sclip_lib.testing", "--root")])
 def test_modules_run_as_commands(module, expect):
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0 and expect in done.stdout, done.stderr

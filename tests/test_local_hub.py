@@ -106,7 +106,9 @@ def test_revision_tree_and_paths_info(local_hub):
     assert api.dataset_info(ADE, revision=info.sha).sha == info.sha  # a commit hash resolves to itself
     assert api.dataset_info(ADE).sha != info.sha  # main is another branch
 
-    files = {e.path for e in api.list_repo_tree(ADE, repo_type="dataset", revision=rev, recursive=True) if hasattr(e, "lfs")}
+    files = {
+        e.path for e in api.list_repo_tree(ADE, repo_type="dataset", revision=rev, recursive=True) if hasattr(e, "lfs")
+    }
     assert files == set(on_disk)
     top = {e.path for e in api.list_repo_tree(ADE, repo_type="dataset", revision=rev)}
     assert top == {".gitattributes", "scene_parsing", "instance_segmentation"}
@@ -220,7 +222,9 @@ def test_missing_repo_revision_or_files_say_what_to_do(local_hub, changes, messa
 
 
 def test_missing_column_is_named(local_hub):
-    with pytest.raises(BenchmarkSourceError, match=r"has columns \['image', 'mask'\], expected 'image' \(image\) and 'label'"):
+    with pytest.raises(
+        BenchmarkSourceError, match=r"has columns \['image', 'mask'\], expected 'image' \(image\) and 'label'"
+    ):
         sl.load_benchmark(with_hub("voc21", mask_column="label"), limit=1)
 
 
@@ -229,8 +233,25 @@ def test_sclip_evaluate_end_to_end(local_hub, tmp_path, capsys):
     from sclip_lib.cli import main
 
     out = tmp_path / "results"
-    code = main(["evaluate", "--benchmark", "voc21,ade20k", "--limit", "3", "--model", "ViT-B-32", "--templates", "one",
-                 "--device", "cpu", "--out", str(out), "--workers", "0"])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--benchmark",
+            "voc21,ade20k",
+            "--limit",
+            "3",
+            "--model",
+            "ViT-B-32",
+            "--templates",
+            "one",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "VOC21" in printed.out and "ADE" in printed.out and "SMOKE" not in printed.out + printed.err

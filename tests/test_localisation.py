@@ -15,12 +15,15 @@ from .conftest import shared_data
 # 4 patches in a row: two of segment 0, one of segment 1, one unlabelled
 SEGMENTS = torch.tensor([[0, 0, 1, IGNORE_INDEX]])
 # patch-to-patch attention of the queries, rows summing to 1 (query 3 is ignored: its row is arbitrary)
-PATCH_ROWS = torch.tensor([
-    [0.50, 0.25, 0.25, 0.00],  # own segment {0, 1}: 0.75
-    [0.10, 0.10, 0.40, 0.40],  # own segment {0, 1}: 0.20
-    [0.25, 0.25, 0.25, 0.25],  # own segment {2}:    0.25
-    [0.00, 0.00, 0.00, 1.00],
-], dtype=torch.float64)  # fmt: skip
+PATCH_ROWS = torch.tensor(
+    [
+        [0.50, 0.25, 0.25, 0.00],  # own segment {0, 1}: 0.75
+        [0.10, 0.10, 0.40, 0.40],  # own segment {0, 1}: 0.20
+        [0.25, 0.25, 0.25, 0.25],  # own segment {2}:    0.25
+        [0.00, 0.00, 0.00, 1.00],
+    ],
+    dtype=torch.float64,
+)
 
 
 def with_cls(patch_rows: torch.Tensor, cls_mass: float, scale: float) -> torch.Tensor:
@@ -87,24 +90,29 @@ def test_sclip_rows_summing_to_two_are_renormalised(vit_b32):
     assert segment_attention_share(a, seg).share == pytest.approx(segment_attention_share(a / 2, seg).share, abs=1e-9)
 
 
-@pytest.mark.parametrize("attn,segments,match", [
-    (torch.eye(5), torch.zeros(2, 3), "CLS \\+ 4 patches.*6 patches"),
-    (torch.ones(2, 3, 4), torch.zeros(1, 3), "must be \\(B, heads, L, L\\)"),
-    (torch.eye(5), torch.full((1, 4), IGNORE_INDEX), "no query"),
-    (torch.eye(5)[:, [0, 0, 0, 0, 0]], torch.zeros(1, 4), "all on CLS"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "attn,segments,match",
+    [
+        (torch.eye(5), torch.zeros(2, 3), "CLS \\+ 4 patches.*6 patches"),
+        (torch.ones(2, 3, 4), torch.zeros(1, 3), "must be \\(B, heads, L, L\\)"),
+        (torch.eye(5), torch.full((1, 4), IGNORE_INDEX), "no query"),
+        (torch.eye(5)[:, [0, 0, 0, 0, 0]], torch.zeros(1, 4), "all on CLS"),
+    ],
+)
 def test_bad_inputs_are_clear_errors(attn, segments, match):
     with pytest.raises(ValueError, match=match):
         segment_attention_share(attn, segments)
 
 
 def test_patch_majority_vote_by_hand():
-    mask = np.array([
-        [1, 1, 2, 2],
-        [1, 2, 2, 2],
-        [3, 3, 255, 255],
-        [3, 4, 255, 5],
-    ])  # fmt: skip
+    mask = np.array(
+        [
+            [1, 1, 2, 2],
+            [1, 2, 2, 2],
+            [3, 3, 255, 255],
+            [3, 4, 255, 5],
+        ]
+    )
     # 2x2 patches: {1,1,1,2} -> 1; {2,2,2,2} -> 2; {3,3,3,4} -> 3; {255,255,255,5} -> ignore
     assert patch_segments(mask, (2, 2)).tolist() == [[1, 2], [3, IGNORE_INDEX]]
     tie = np.array([[1, 2], [1, 2]])  # {1, 1, 2, 2}: half is no majority

@@ -101,7 +101,9 @@ def test_interval_matches_the_binomial_known_answer():
     low, high = bootstrap_miou(per_image, 1, resamples=4000, seed=1)
     assert low == pytest.approx(50 - 1.96 * 2.5, abs=0.6) and high == pytest.approx(50 + 1.96 * 2.5, abs=0.6)
     narrow = bootstrap_miou(per_image, 1, resamples=4000, level=0.5, seed=1)  # +- 0.674 standard errors
-    assert narrow[0] == pytest.approx(50 - 0.674 * 2.5, abs=0.6) and narrow[1] == pytest.approx(50 + 0.674 * 2.5, abs=0.6)
+    assert narrow[0] == pytest.approx(50 - 0.674 * 2.5, abs=0.6) and narrow[1] == pytest.approx(
+        50 + 0.674 * 2.5, abs=0.6
+    )
 
 
 def test_two_images_enumerated_by_hand():

@@ -14,8 +14,18 @@ SIZES = [(48, 48), (48, 100), (30, 50), (48, 70), (48, 130), (100, 48), (50, 50)
 
 
 def segmenter(model, **kw):
-    return sl.Segmenter(model, ["cat", "dog, puppy", "sky"], templates=ONE_TEMPLATE, background="wall, floor",
-                        short_side=48, crop=64, stride=32, batch_size=3, area_thd=0.1, **kw)  # fmt: skip
+    return sl.Segmenter(
+        model,
+        ["cat", "dog, puppy", "sky"],
+        templates=ONE_TEMPLATE,
+        background="wall, floor",
+        short_side=48,
+        crop=64,
+        stride=32,
+        batch_size=3,
+        area_thd=0.1,
+        **kw,
+    )
 
 
 def record_batches(seg) -> list[tuple]:

@@ -14,9 +14,9 @@ import pytest
 import sclip_lib as sl
 from sclip_lib.attention import is_attention
 from sclip_lib.evaluation import PROTOCOLS, UnknownProtocolError, get_protocol
+from sclip_lib.evaluation.loop import EvalResult, summary_rows
 from sclip_lib.evaluation.protocols import DIFFERENCES
 from sclip_lib.evaluation.published import PUBLISHED, published
-from sclip_lib.evaluation.loop import EvalResult, summary_rows
 
 ALL = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
 
@@ -85,8 +85,10 @@ def test_naclip_settings(bench):
 # chongzhou96/MaskCLIP: configs/_base_/models/maskclip_vit16.py (test_cfg mode='whole'),
 # configs/_base_/datasets/{pascal_voc12_aug_20,coco-stuff164k}.py img_scale (2048, 512),
 # pascal_context_59.py (520, 520), maskclip_vit16_1024x512_cityscapes.py (1024, 512); ImageNet mean/std
-@pytest.mark.parametrize("bench,short,long", [("voc20", 512, 2048), ("context59", 520, 520),
-                                              ("coco_stuff", 512, 2048), ("cityscapes", 512, 1024)])  # fmt: skip
+@pytest.mark.parametrize(
+    "bench,short,long",
+    [("voc20", 512, 2048), ("context59", 520, 520), ("coco_stuff", 512, 2048), ("cityscapes", 512, 1024)],
+)
 def test_maskclip_settings(bench, short, long):
     s = settings("maskclip", bench)
     assert (s.short_side, s.long_side, s.inference, s.pos_resize) == (short, long, "whole", "size")
@@ -99,7 +101,9 @@ def test_maskclip_templates_and_names(vit_b16):
     templates = get_protocol("maskclip").templates
     assert len(templates) == 85  # prompt_engineering.py: prompt_templates
     texts = [t("cat") for t in templates]
-    assert texts[0] == "a bad photo of a cat." and texts[-1] == "this is one cat in the scene." and len(set(texts)) == 85
+    assert (
+        texts[0] == "a bad photo of a cat." and texts[-1] == "this is one cat in the scene." and len(set(texts)) == 85
+    )
     seg = sl.BENCHMARKS["voc20"].segmenter(vit_b16, "maskclip", protocol="maskclip")
     assert seg.classes.synonyms[0] == ("airplane",) and seg.classes.synonyms[19] == ("tv monitor",)
     assert seg.stages.mean == get_protocol("maskclip").settings["voc20"].mean and seg.encoder.pos_resize == "size"
@@ -125,11 +129,23 @@ def test_an_override_that_changes_the_numbers_leaves_the_protocol(vit_b16):
 
 def result(benchmark, attention, protocol, paper, released):
     return EvalResult(
-        benchmark=benchmark, title="", miou=50.0, iou=[50.0], class_names=["x"], num_images=1, num_pixels=1,
-        seconds_per_image=1.0, text_seconds=0.0, total_seconds=1.0,
+        benchmark=benchmark,
+        title="",
+        miou=50.0,
+        iou=[50.0],
+        class_names=["x"],
+        num_images=1,
+        num_pixels=1,
+        seconds_per_image=1.0,
+        text_seconds=0.0,
+        total_seconds=1.0,
         settings={"attention": attention, "protocol": protocol},
-        data={}, paper_miou=paper, released_miou=released, untrained=False, protocol=protocol,
-    )  # fmt: skip
+        data={},
+        paper_miou=paper,
+        released_miou=released,
+        untrained=False,
+        protocol=protocol,
+    )
 
 
 def test_published_numbers_only_under_the_methods_own_protocol(vit_b16):
@@ -152,13 +168,20 @@ def test_published_numbers_only_under_the_methods_own_protocol(vit_b16):
 
 
 def test_summary_rows_name_the_protocol_and_leave_other_protocols_blank():
-    rows = summary_rows([result("voc21", "naclip", "naclip", 58.9, 64.07), result("voc21", "naclip", "sclip", None, None),
-                         result("voc20", "sclip", None, None, None)])  # fmt: skip
+    rows = summary_rows(
+        [
+            result("voc21", "naclip", "naclip", 58.9, 64.07),
+            result("voc21", "naclip", "sclip", None, None),
+            result("voc20", "sclip", None, None, None),
+        ]
+    )
     assert [r["protocol"] for r in rows] == ["naclip", "sclip", "custom"]
     assert (rows[0]["paper"], rows[0]["released code"]) == (58.9, 64.07)
     assert rows[1]["paper"] is None and rows[2]["paper"] is None
     # results files of the same method under two protocols do not overwrite each other
-    assert re.fullmatch(r"voc21_naclip_unknown_naclip_[0-9a-f]{8}", result("voc21", "naclip", "naclip", None, None).stem())
+    assert re.fullmatch(
+        r"voc21_naclip_unknown_naclip_[0-9a-f]{8}", result("voc21", "naclip", "naclip", None, None).stem()
+    )
     assert re.fullmatch(r"voc21_naclip_unknown_[0-9a-f]{8}", result("voc21", "naclip", "sclip", None, None).stem())
 
 
@@ -218,16 +241,28 @@ def test_the_coco_object_bed_change_is_listed_wherever_the_project_file_is_used(
     scores COCO-Object with that file says so (SCLIP, NACLIP, ResCLIP); ClearCLIP has its own file."""
     bench = sl.BENCHMARKS["coco_object"]
     for name, proto in PROTOCOLS.items():
-        uses_project_file = proto.covers("coco_object") and proto.class_file(bench) == get_protocol("sclip").class_file(bench)
+        uses_project_file = proto.covers("coco_object") and proto.class_file(bench) == get_protocol("sclip").class_file(
+            bench
+        )
         assert any('"bed"' in d for d in proto.differences) == uses_project_file, name
-    assert {n for n, p in PROTOCOLS.items() if any('"bed"' in d for d in p.differences)} == {"sclip", "naclip", "resclip"}
+    assert {n for n, p in PROTOCOLS.items() if any('"bed"' in d for d in p.differences)} == {
+        "sclip",
+        "naclip",
+        "resclip",
+    }
 
 
-@pytest.mark.parametrize("name,phrase", [
-    ("naclip", "renormalise the class probabilities"), ("resclip", "renormalise the class probabilities"),
-    ("resclip", "casts SFR's affinity to fp16 in every precision"), ("naclip", "Gaussian neighbourhood bias"),
-    ("clearclip", "its own copy of open_clip"), ("maskclip", "mmcv port of the OpenAI weights in fp32"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,phrase",
+    [
+        ("naclip", "renormalise the class probabilities"),
+        ("resclip", "renormalise the class probabilities"),
+        ("resclip", "casts SFR's affinity to fp16 in every precision"),
+        ("naclip", "Gaussian neighbourhood bias"),
+        ("clearclip", "its own copy of open_clip"),
+        ("maskclip", "mmcv port of the OpenAI weights in fp32"),
+    ],
+)
 def test_differences_read_from_the_authors_code_are_listed(name, phrase):
     assert any(phrase in d for d in get_protocol(name).differences)
 

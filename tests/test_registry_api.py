@@ -14,8 +14,20 @@ import sclip_lib as sl
 from sclip_lib import attention as att
 from sclip_lib.attention import get_attention, is_attention, list_attentions, list_modifiers
 
-BUILTIN = ["vanilla", "maskclip", "maskclip_no_residual", "sclip", "clearclip", "naclip", "qq", "kk",
-           "kk_no_residual", "sclip_no_residual", "random_proj", "random_proj_no_residual"]  # fmt: skip
+BUILTIN = [
+    "vanilla",
+    "maskclip",
+    "maskclip_no_residual",
+    "sclip",
+    "clearclip",
+    "naclip",
+    "qq",
+    "kk",
+    "kk_no_residual",
+    "sclip_no_residual",
+    "random_proj",
+    "random_proj_no_residual",
+]
 
 
 @pytest.fixture

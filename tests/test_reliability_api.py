@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib.stages import Stages
 from sclip_lib import postprocess
 from sclip_lib.images import as_image_tensor
+from sclip_lib.stages import Stages
 from tests.conftest import ONE_TEMPLATE
 from tests.test_benchmark_loading import save
 

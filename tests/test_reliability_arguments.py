@@ -12,8 +12,12 @@ from PIL import Image
 import sclip_lib as sl
 from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.cli import main
+from tests import test_reliability_cli
 from tests.test_evaluate import cli
-from tests.test_reliability_cli import FAST, fast_model, no_model, one_error_line, photo  # noqa: F401 (fixtures)
+from tests.test_reliability_cli import FAST, one_error_line
+
+# the fixtures of test_reliability_cli, shared by name (pytest finds fixtures among a module's attributes)
+photo, no_model, fast_model = test_reliability_cli.photo, test_reliability_cli.no_model, test_reliability_cli.fast_model
 
 
 def exit_code(argv) -> int:
@@ -27,8 +31,19 @@ def exit_code(argv) -> int:
 def test_more_than_256_classes_make_a_16_bit_label_png(photo, tmp_path, capsys, fast_model):
     classes = "; ".join(f"thing{i}" for i in range(300))
     out, over = tmp_path / "c300.png", tmp_path / "c300-overlay.png"
-    argv = ["segment", str(photo), "--classes", classes, "--background", "none", "--out", str(out),
-            "--overlay", str(over), *FAST]  # fmt: skip
+    argv = [
+        "segment",
+        str(photo),
+        "--classes",
+        classes,
+        "--background",
+        "none",
+        "--out",
+        str(out),
+        "--overlay",
+        str(over),
+        *FAST,
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert "error" not in printed.err
@@ -67,11 +82,14 @@ def test_a_name_that_fits_only_without_the_temporary_suffix_is_written(photo, tm
     assert np.asarray(Image.open(out)).shape == (40, 50)
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--prob-thd", "1.0000001", "--prob-thd must lie in [0, 1], got 1.0000001"),
-    ("--logit-scale", "0", "--logit-scale must be"),
-    ("--area-thd", "-0.5", "--area-thd must"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--prob-thd", "1.0000001", "--prob-thd must lie in [0, 1], got 1.0000001"),
+        ("--logit-scale", "0", "--logit-scale must be"),
+        ("--area-thd", "-0.5", "--area-thd must"),
+    ],
+)
 def test_settings_out_of_range_fail_before_the_model(photo, capsys, no_model, flag, value, words):
     assert main(["segment", str(photo), "--classes", "cat", flag, value, *FAST]) == 2
     assert words in one_error_line(capsys)
@@ -136,8 +154,20 @@ def test_templates_mean_the_same_in_evaluate(tmp_path, monkeypatch, vit_b16, val
 
     monkeypatch.setattr(module, "evaluate", fake_evaluate)
     monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: vit_b16)
-    args = cli(["evaluate", "-b", "voc21", "--allow-untrained", "--device", "cpu", "--templates", value,
-                "--out", str(tmp_path / "r")])  # fmt: skip
+    args = cli(
+        [
+            "evaluate",
+            "-b",
+            "voc21",
+            "--allow-untrained",
+            "--device",
+            "cpu",
+            "--templates",
+            value,
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     assert evaluate_cli.run(args) == 130
     assert tuple(seen["templates"]) == expected_templates(value, count)
 

@@ -134,15 +134,36 @@ def test_thin_strip_says_what_minimum_applies(tmp_path, capsys, fast_model):
 @pytest.mark.parametrize("value", ["0", "-3", "81"])
 def test_template_counts_outside_1_to_80(photo, capsys, no_model, value):
     try:
-        code = main(["segment", str(photo), "--classes", "cat", "--model", "ViT-B-32", "--allow-untrained", "--templates", value])
+        code = main(
+            [
+                "segment",
+                str(photo),
+                "--classes",
+                "cat",
+                "--model",
+                "ViT-B-32",
+                "--allow-untrained",
+                "--templates",
+                value,
+            ]
+        )
     except SystemExit as stop:  # argparse's own exit
         code = stop.code
     assert code == 2 and "--templates" in one_error_line(capsys)
 
 
 def test_explicit_checkpoint_wins_over_allow_untrained(photo, tmp_path, capsys):
-    args = ["segment", str(photo), "--classes", "cat", "--model", "ViT-B-32", "--allow-untrained",
-            "--pretrained", str(tmp_path / "finetune.pt")]  # fmt: skip
+    args = [
+        "segment",
+        str(photo),
+        "--classes",
+        "cat",
+        "--model",
+        "ViT-B-32",
+        "--allow-untrained",
+        "--pretrained",
+        str(tmp_path / "finetune.pt"),
+    ]
     assert main(args) == 2
     assert "finetune.pt" in one_error_line(capsys)
 

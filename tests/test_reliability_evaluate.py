@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib.stages import Stages
 from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.evaluation.loop import EvalResult, summary_rows, write_summary
+from sclip_lib.stages import Stages
 from tests.test_benchmark_loading import generated_voc, hub_copy, save
 from tests.test_evaluate import FAST, cli
 
@@ -165,8 +165,26 @@ def test_summary_is_rebuilt_from_every_result_in_the_folder(vit_b16, voc5, tmp_p
     monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: vit_b16)
     out = tmp_path / "res"
     for name in ("voc21", "voc20"):
-        args = cli(["evaluate", "-b", name, "--limit", "1", "--allow-untrained", "--templates", "one",
-                    "--device", "cpu", "--source", str(voc5), "--out", str(out), "--workers", "0"])  # fmt: skip
+        args = cli(
+            [
+                "evaluate",
+                "-b",
+                name,
+                "--limit",
+                "1",
+                "--allow-untrained",
+                "--templates",
+                "one",
+                "--device",
+                "cpu",
+                "--source",
+                str(voc5),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+            ]
+        )
         assert evaluate_cli.run(args) == 0
     summary = (out / "summary.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in summary[1:]) == ["VOC20", "VOC21"]
@@ -193,8 +211,22 @@ def test_sigterm_saves_progress_and_exits_130(vit_b16, voc5, tmp_path, monkeypat
 
     monkeypatch.setattr(sl.Segmenter, "predict", terminated_at_the_second_image)
     out = tmp_path / "res"
-    argv = ["evaluate", "-b", "voc21", "--allow-untrained", "--templates", "one", "--device", "cpu",
-            "--source", str(voc5), "--out", str(out), "--workers", "0"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "-b",
+        "voc21",
+        "--allow-untrained",
+        "--templates",
+        "one",
+        "--device",
+        "cpu",
+        "--source",
+        str(voc5),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     before = signal.getsignal(signal.SIGTERM)
     assert main(argv) == 130
     assert signal.getsignal(signal.SIGTERM) == before  # restored

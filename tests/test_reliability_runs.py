@@ -11,16 +11,19 @@ import pytest
 from PIL import Image
 
 import sclip_lib as sl
-from sclip_lib.stages import Stages
+from sclip_lib import files
 from sclip_lib.cli import evaluate as evaluate_cli
 from sclip_lib.cli import main
 from sclip_lib.evaluation.loop import EvalResult, write_summary
-from sclip_lib import files
+from sclip_lib.stages import Stages
+from tests import test_reliability_evaluate
 from tests.test_benchmark_loading import save
 from tests.test_evaluate import cli
 from tests.test_reliability_cli import FAST as SEGMENT_FAST
 from tests.test_reliability_cli import one_error_line
-from tests.test_reliability_evaluate import _quick, quick_predict, run, voc5, voc_layout_with_bad_rows  # noqa: F401
+from tests.test_reliability_evaluate import _quick, quick_predict, run, voc_layout_with_bad_rows  # noqa: F401 (_quick: autouse)
+
+voc5 = test_reliability_evaluate.voc5  # a fixture, shared by name
 
 TWO_TEMPLATES = ("a photo of a {}.", "a picture of a {}.")
 
@@ -33,12 +36,31 @@ def results_in(out):
 @pytest.mark.parametrize("other", [{"templates": TWO_TEMPLATES}, {"batch_size": 3}])
 def test_runs_with_other_settings_never_replace_each_other(vit_b16, voc5, tmp_path, other):
     out = tmp_path / "res"
-    first = sl.evaluate("sclip", "voc21", model=vit_b16, source=voc5, out=out, limit=3, progress=False, workers=0,
-                        templates=("a photo of a {}.",), short_side=224)  # fmt: skip
+    first = sl.evaluate(
+        "sclip",
+        "voc21",
+        model=vit_b16,
+        source=voc5,
+        out=out,
+        limit=3,
+        progress=False,
+        workers=0,
+        templates=("a photo of a {}.",),
+        short_side=224,
+    )
     (path,) = results_in(out)
     kept = path.read_bytes()
-    second = sl.evaluate("sclip", "voc21", model=vit_b16, source=voc5, out=out, limit=3, progress=False, workers=0,
-                         **{"templates": ("a photo of a {}.",), "short_side": 224, **other})  # fmt: skip
+    second = sl.evaluate(
+        "sclip",
+        "voc21",
+        model=vit_b16,
+        source=voc5,
+        out=out,
+        limit=3,
+        progress=False,
+        workers=0,
+        **{"templates": ("a photo of a {}.",), "short_side": 224, **other},
+    )
     assert len(results_in(out)) == 2 and path.read_bytes() == kept  # the first result is untouched
     assert first.stem() != second.stem() and second.stem().startswith("voc21_sclip_ViT-B-16-untrained_limit3_")
     saved = json.loads((out / f"{second.stem()}.json").read_text())
@@ -69,8 +91,22 @@ def test_a_finished_result_is_never_replaced_without_overwrite(vit_b16, voc5, tm
 def test_cli_resume_with_nothing_to_resume_keeps_the_result(vit_b16, voc5, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: vit_b16)
     out = tmp_path / "res"
-    argv = ["evaluate", "-b", "voc21", "--allow-untrained", "--templates", "one", "--device", "cpu",
-            "--source", str(voc5), "--out", str(out), "--workers", "0"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "-b",
+        "voc21",
+        "--allow-untrained",
+        "--templates",
+        "one",
+        "--device",
+        "cpu",
+        "--source",
+        str(voc5),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     assert main(argv) == 0
     (path,) = results_in(out)
     kept = path.read_bytes()
@@ -161,8 +197,25 @@ def test_skip_bad_skips_the_first_rows_too(vit_b16, tmp_path):
 def test_skip_bad_on_the_command_line_skips_row_one(vit_b16, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: vit_b16)
     voc_layout_bad_first(tmp_path / "voc", np.random.default_rng(6))
-    args = cli(["evaluate", "-b", "voc21", "--allow-untrained", "--templates", "one", "--device", "cpu", "--skip-bad",
-                "--source", str(tmp_path / "voc"), "--out", str(tmp_path / "out"), "--workers", "0"])  # fmt: skip
+    args = cli(
+        [
+            "evaluate",
+            "-b",
+            "voc21",
+            "--allow-untrained",
+            "--templates",
+            "one",
+            "--device",
+            "cpu",
+            "--skip-bad",
+            "--source",
+            str(tmp_path / "voc"),
+            "--out",
+            str(tmp_path / "out"),
+            "--workers",
+            "0",
+        ]
+    )
     assert evaluate_cli.run(args) == 0
     assert "skipped 2007_000001" in capsys.readouterr().err
 
@@ -178,12 +231,15 @@ def test_bad_mask_message_names_no_internal_conversion(vit_b16, tmp_path):
 
 
 # -- case 6: a damaged progress file --------------------------------------------------------------
-@pytest.mark.parametrize("damage", [
-    lambda s: s.update(intersection=s["intersection"][:3]),
-    lambda s: s.update(pred_area=[-1.0] * len(s["pred_area"])),
-    lambda s: s.update(images=s["rows"] + 1),
-    lambda s: s.pop("target_area"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.update(intersection=s["intersection"][:3]),
+        lambda s: s.update(pred_area=[-1.0] * len(s["pred_area"])),
+        lambda s: s.update(images=s["rows"] + 1),
+        lambda s: s.pop("target_area"),
+    ],
+)
 def test_a_damaged_progress_file_is_a_clear_error(vit_b16, voc5, tmp_path, monkeypatch, capsys, damage):
     monkeypatch.setattr("sclip_lib.models.load_clip", lambda *a, **k: vit_b16)
     calls = []
@@ -196,8 +252,22 @@ def test_a_damaged_progress_file_is_a_clear_error(vit_b16, voc5, tmp_path, monke
 
     monkeypatch.setattr(sl.Segmenter, "predict", dies_at_the_third_image)
     out = tmp_path / "res"
-    argv = ["evaluate", "-b", "voc21", "--allow-untrained", "--templates", "one", "--device", "cpu",
-            "--source", str(voc5), "--out", str(out), "--workers", "0"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "-b",
+        "voc21",
+        "--allow-untrained",
+        "--templates",
+        "one",
+        "--device",
+        "cpu",
+        "--source",
+        str(voc5),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     assert main(argv) == 130
     (progress,) = out.glob("*.partial.json")
     saved = json.loads(progress.read_text())

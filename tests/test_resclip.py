@@ -30,11 +30,15 @@ def heads_qkv(block, x: torch.Tensor):
     W, b = attn.in_proj_weight.double(), attn.in_proj_bias.double()
     width = W.shape[1]
     d = width // attn.num_heads
-    ln1 = torch.nn.functional.layer_norm(x.double(), (width,), block.ln_1.weight.double(), block.ln_1.bias.double(), block.ln_1.eps)
+    ln1 = torch.nn.functional.layer_norm(
+        x.double(), (width,), block.ln_1.weight.double(), block.ln_1.bias.double(), block.ln_1.eps
+    )
     out = []
     for h in range(attn.num_heads):
         rows = slice(h * d, (h + 1) * d)
-        out.append(tuple(ln1 @ W[i * width : (i + 1) * width][rows].T + b[i * width : (i + 1) * width][rows] for i in range(3)))
+        out.append(
+            tuple(ln1 @ W[i * width : (i + 1) * width][rows].T + b[i * width : (i + 1) * width][rows] for i in range(3))
+        )
     return out, d**-0.5
 
 
@@ -73,7 +77,10 @@ def ref_sfr(labels: tuple[tuple[int, ...], ...], sigma: float = 5.0) -> torch.Te
     g = [v / sum(g) for v in g]
     out = torch.zeros(n + 1, n + 1, dtype=torch.float64)
     for i in range(n):
-        row = [sum(g[m] * (S[i, j + m - size // 2] if 0 <= j + m - size // 2 < n else 0.0) for m in range(size)) for j in range(n)]
+        row = [
+            sum(g[m] * (S[i, j + m - size // 2] if 0 <= j + m - size // 2 < n else 0.0) for m in range(size))
+            for j in range(n)
+        ]
         total = sum(max(r, 0.0) for r in row)
         for j in range(n):
             out[i + 1, j + 1] = max(row[j], 0.0) / (total + 1e-8)
@@ -106,9 +113,13 @@ def ref_last_block(block, x, base, grid, rcs_maps=None, sfr=None):
         return out
     y = x.double() + out
     width = y.shape[-1]
-    ln2 = torch.nn.functional.layer_norm(y, (width,), block.ln_2.weight.double(), block.ln_2.bias.double(), block.ln_2.eps)
+    ln2 = torch.nn.functional.layer_norm(
+        y, (width,), block.ln_2.weight.double(), block.ln_2.bias.double(), block.ln_2.eps
+    )
     fc = ln2 @ block.mlp.c_fc.weight.double().T + block.mlp.c_fc.bias.double()
-    act = fc * torch.sigmoid(1.702 * fc) if type(block.mlp.gelu).__name__ == "QuickGELU" else torch.nn.functional.gelu(fc)
+    act = (
+        fc * torch.sigmoid(1.702 * fc) if type(block.mlp.gelu).__name__ == "QuickGELU" else torch.nn.functional.gelu(fc)
+    )
     return y + act @ block.mlp.c_proj.weight.double().T + block.mlp.c_proj.bias.double()
 
 
@@ -127,7 +138,9 @@ def capture_block_inputs(model, images):
     captured, handles = {}, []
     blocks = model.visual.transformer.resblocks
     for i, block in enumerate(blocks):
-        handles.append(block.register_forward_pre_hook(lambda mod, args, i=i: captured.setdefault(i, args[0].detach().clone())))
+        handles.append(
+            block.register_forward_pre_hook(lambda mod, args, i=i: captured.setdefault(i, args[0].detach().clone()))
+        )
     enc = sl.DenseEncoder(model, "vanilla")
     with torch.no_grad():
         enc.run_blocks(enc.embed(images), len(blocks))
@@ -138,7 +151,9 @@ def capture_block_inputs(model, images):
 
 def project(model, tokens):
     v = model.visual
-    t = torch.nn.functional.layer_norm(tokens, (tokens.shape[-1],), v.ln_post.weight.double(), v.ln_post.bias.double(), v.ln_post.eps)
+    t = torch.nn.functional.layer_norm(
+        tokens, (tokens.shape[-1],), v.ln_post.weight.double(), v.ln_post.bias.double(), v.ln_post.eps
+    )
     return t @ v.proj.double()
 
 
@@ -162,7 +177,9 @@ def coarse_prior(labels=COARSE, patch=16, confidence=0.9) -> sl.Prior:
 def test_resclip_last_block_matches_reference(vit_b16, base, mods):
     images = torch.randn(1, 3, 16 * GRID[0], 16 * GRID[1])
     inputs = capture_block_inputs(vit_b16, images)
-    variant = sl.resclip(base, use_rcs="rcs" in mods, use_sfr="sfr" in mods, rcs_weights=RCS_W, sfr_weights=SFR_W, temp_thd=TEMP)
+    variant = sl.resclip(
+        base, use_rcs="rcs" in mods, use_sfr="sfr" in mods, rcs_weights=RCS_W, sfr_weights=SFR_W, temp_thd=TEMP
+    )
     enc = sl.DenseEncoder(vit_b16, variant)
     seen = []
 
@@ -174,7 +191,9 @@ def test_resclip_last_block_matches_reference(vit_b16, base, mods):
         ours = enc(images, feedback=feedback)
     block = vit_b16.visual.transformer.resblocks[-1]
     maps = ref_rcs_maps(vit_b16, inputs) if "rcs" in mods else None
-    ref = project(vit_b16, ref_last_block(block, inputs[11][0], base, GRID, maps, ref_sfr(COARSE) if "sfr" in mods else None))
+    ref = project(
+        vit_b16, ref_last_block(block, inputs[11][0], base, GRID, maps, ref_sfr(COARSE) if "sfr" in mods else None)
+    )
     torch.testing.assert_close(ours[0].double(), ref, atol=2e-5, rtol=1e-5)
     if "sfr" in mods:  # the first pass that fed the prior: the base (+ RCS) without SFR, normalised patch features
         first = project(vit_b16, ref_last_block(block, inputs[11][0], base, GRID, maps))[1:]
@@ -187,10 +206,17 @@ def test_resclip_last_block_matches_reference(vit_b16, base, mods):
 
 def test_same_class_affinity_on_a_hand_made_map():
     labels = torch.tensor([[0, 0, 1], [2, 1, 1]])
-    expected = torch.tensor([
-        [1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 1, 1],
-        [0, 0, 0, 1, 0, 0], [0, 0, 1, 0, 1, 1], [0, 0, 1, 0, 1, 1],
-    ], dtype=torch.float32)  # fmt: skip
+    expected = torch.tensor(
+        [
+            [1, 1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0],
+            [0, 0, 1, 0, 1, 1],
+            [0, 0, 0, 1, 0, 0],
+            [0, 0, 1, 0, 1, 1],
+            [0, 0, 1, 0, 1, 1],
+        ],
+        dtype=torch.float32,
+    )
     torch.testing.assert_close(same_class_affinity(labels), expected)
 
 
@@ -292,10 +318,14 @@ def test_one_pass_through_the_blocks_and_the_last_block_twice(vit_b32):
     """RCS reads blocks 5..8 in the same pass; SFR re-runs only the last block."""
     blocks = vit_b32.visual.transformer.resblocks
     calls = [0] * len(blocks)
-    handles = [b.ln_1.register_forward_hook(lambda *a, i=i: calls.__setitem__(i, calls[i] + 1)) for i, b in enumerate(blocks)]
+    handles = [
+        b.ln_1.register_forward_hook(lambda *a, i=i: calls.__setitem__(i, calls[i] + 1)) for i, b in enumerate(blocks)
+    ]
     try:
         with torch.no_grad():
-            sl.DenseEncoder(vit_b32, "sclip+rcs+sfr")(torch.randn(2, 3, 224, 224), lambda f, w: coarse_prior([[0] * 7] * 7, 32))
+            sl.DenseEncoder(vit_b32, "sclip+rcs+sfr")(
+                torch.randn(2, 3, 224, 224), lambda f, w: coarse_prior([[0] * 7] * 7, 32)
+            )
     finally:
         for h in handles:
             h.remove()
@@ -320,10 +350,16 @@ def test_attention_maps_of_resclip_rows(vit_b32):
     enc = sl.DenseEncoder(vit_b32, "sclip")
     tau, lam = get_attention("sclip+rcs").params["rcs_weights"]
     fb = lambda f, w: coarse_prior([[0, 0, 1, 1, 1, 2, 2]] * 7, 32)  # noqa: E731
-    for name, total in [("sclip+rcs", tau * ((1 - lam) * 2 + lam)), ("sclip+rcs+sfr", tau * ((1 - lam) * 2 + lam)), ("sclip+sfr", 2.0)]:
+    for name, total in [
+        ("sclip+rcs", tau * ((1 - lam) * 2 + lam)),
+        ("sclip+rcs+sfr", tau * ((1 - lam) * 2 + lam)),
+        ("sclip+sfr", 2.0),
+    ]:
         A = enc.attention_maps(images, attention=name, feedback=fb)
         torch.testing.assert_close(A.sum(-1), torch.full(A.shape[:-1], total), atol=1e-4, rtol=0)
-    assert not torch.allclose(enc.attention_maps(images, attention="sclip+sfr", feedback=fb), enc.attention_maps(images))
+    assert not torch.allclose(
+        enc.attention_maps(images, attention="sclip+sfr", feedback=fb), enc.attention_maps(images)
+    )
 
 
 # -- the segmenter and the protocol -------------------------------------------------------------------
@@ -350,8 +386,11 @@ def test_segmenter_runs_resclip_and_records_its_settings(vit_b32):
 
 # ResCLIP README tables (figs/main_results_w.png, figs/main_results_wo.png), ViT-B/16: each method's
 # "Avg." column (with background, without), base row and "+ResCLIP" row.
-PUBLISHED_AVERAGES = {"sclip": ((40.0, 42.7), (37.1, 39.3)), "clearclip": ((39.1, 42.0), (37.5, 40.0)),
-                      "naclip": ((41.4, 43.2), (38.2, 40.3))}  # fmt: skip
+PUBLISHED_AVERAGES = {
+    "sclip": ((40.0, 42.7), (37.1, 39.3)),
+    "clearclip": ((39.1, 42.0), (37.5, 40.0)),
+    "naclip": ((41.4, 43.2), (38.2, 40.3)),
+}
 
 
 def test_first_pass_gives_each_window_the_same_prior_one_by_one_or_in_chunks(vit_b32, monkeypatch):
@@ -393,8 +432,16 @@ def test_protocol_numbers_match_the_published_averages_and_the_bases_own_papers(
 def test_protocol_settings_and_weights_per_benchmark(vit_b32):
     resclip = sl.PROTOCOLS["resclip"]
     voc21, city = (resclip.settings_for(sl.BENCHMARKS[n]) for n in ("voc21", "cityscapes"))
-    assert (voc21.short_side, voc21.logit_scale, voc21.prob_thd, voc21.area_thd, voc21.pamr) == (336, 40.0, 0.1, None, False)
-    assert voc21.inference == "whole" and resclip.settings_for(sl.BENCHMARKS["voc20"]).inference == "whole"  # slide_crop=0
+    assert (voc21.short_side, voc21.logit_scale, voc21.prob_thd, voc21.area_thd, voc21.pamr) == (
+        336,
+        40.0,
+        0.1,
+        None,
+        False,
+    )
+    assert (
+        voc21.inference == "whole" and resclip.settings_for(sl.BENCHMARKS["voc20"]).inference == "whole"
+    )  # slide_crop=0
     assert (city.short_side, city.crop, city.stride, city.inference) == (560, 224, 112, "slide")
     # names get the benchmark's weights (cfg_context60.py: attn_rcs_weights=[2.0, 0.3], temp_thd=0.30)
     bench = sl.BENCHMARKS["context60"]
@@ -413,7 +460,12 @@ def test_results_show_resclip_numbers_only_for_a_published_method_under_its_prot
     from sclip_lib.evaluation.loop import _published
 
     bench = sl.BENCHMARKS["voc21"]
-    runs = [("naclip+rcs+sfr", "resclip"), ("sclip+rcs+sfr", "resclip"), ("sclip+rcs", "resclip"), ("naclip", "resclip"),
-            ("naclip+rcs+sfr", "naclip")]  # fmt: skip
+    runs = [
+        ("naclip+rcs+sfr", "resclip"),
+        ("sclip+rcs+sfr", "resclip"),
+        ("sclip+rcs", "resclip"),
+        ("naclip", "resclip"),
+        ("naclip+rcs+sfr", "naclip"),
+    ]
     shown = [_published(bench.segmenter(vit_b32, a, protocol=p), bench)["paper_miou"] for a, p in runs]
     assert shown == [61.1, 60.7, None, None, None]

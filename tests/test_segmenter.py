@@ -82,8 +82,16 @@ def photo():
 @pytest.mark.parametrize("attention", ["sclip", "naclip"])
 def test_pipeline_matches_independent_reference(vit_b16, photo, attention):
     seg = sl.Segmenter(
-        vit_b16, CLASSES, attention, background="sky, wall", templates=ONE_TEMPLATE,
-        short_side=300, logit_scale=50, prob_thd=0.2, area_thd=0.1, batch_size=3,
+        vit_b16,
+        CLASSES,
+        attention,
+        background="sky, wall",
+        templates=ONE_TEMPLATE,
+        short_side=300,
+        logit_scale=50,
+        prob_thd=0.2,
+        area_thd=0.1,
+        batch_size=3,
     )
     ref_probs, ref_labels = reference_pipeline(seg, photo)
     probs = seg.probabilities(photo)
@@ -95,15 +103,28 @@ def test_pipeline_matches_independent_reference(vit_b16, photo, attention):
 
 @pytest.mark.parametrize(
     "attention,options",
-    [("naclip", {"inference": "whole", "pamr": True, "pamr_iterations": 3}),
-     ("sclip", {"pamr": True, "pamr_iterations": 3, "pamr_dilations": (2, 5)}),
-     ("maskclip", {"inference": "whole", "pos_resize": "size", "mean": (0.485, 0.456, 0.406),
-                   "std": (0.229, 0.224, 0.225)})],
+    [
+        ("naclip", {"inference": "whole", "pamr": True, "pamr_iterations": 3}),
+        ("sclip", {"pamr": True, "pamr_iterations": 3, "pamr_dilations": (2, 5)}),
+        (
+            "maskclip",
+            {"inference": "whole", "pos_resize": "size", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+        ),
+    ],
     ids=["whole+pamr", "slide+pamr", "whole+imagenet-norm"],
-)  # fmt: skip
+)
 def test_protocol_modes_match_independent_reference(vit_b16, photo, attention, options):
-    seg = sl.Segmenter(vit_b16, CLASSES, attention, background="sky, wall", templates=ONE_TEMPLATE,
-                       short_side=200, logit_scale=50, prob_thd=0.2, **options)  # fmt: skip
+    seg = sl.Segmenter(
+        vit_b16,
+        CLASSES,
+        attention,
+        background="sky, wall",
+        templates=ONE_TEMPLATE,
+        short_side=200,
+        logit_scale=50,
+        prob_thd=0.2,
+        **options,
+    )
     ref_probs, ref_labels = reference_pipeline(seg, photo)
     torch.testing.assert_close(seg.probabilities(photo), ref_probs, atol=1e-5, rtol=1e-4)
     assert (seg.predict(photo) == ref_labels).float().mean() > 0.999
@@ -167,7 +188,20 @@ def test_windows_go_through_the_encoder_in_batches(vit_b32, photo):
         lambda a: torch.from_numpy(a).permute(2, 0, 1).float() / 255,
         lambda a: torch.from_numpy(a[..., :1]).permute(2, 0, 1).float() / 255,
     ],
-    ids=["PIL-RGB", "PIL-L", "PIL-RGBA", "PIL-P", "PIL-LA", "PIL-I16", "PIL-CMYK", "np-rgb", "np-gray", "np-rgba", "tensor", "tensor-gray"],
+    ids=[
+        "PIL-RGB",
+        "PIL-L",
+        "PIL-RGBA",
+        "PIL-P",
+        "PIL-LA",
+        "PIL-I16",
+        "PIL-CMYK",
+        "np-rgb",
+        "np-gray",
+        "np-rgba",
+        "tensor",
+        "tensor-gray",
+    ],
 )
 def test_image_types(vit_b32, make):
     a = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
@@ -238,7 +272,9 @@ def test_unknown_attention(vit_b32):
 
 
 def test_class_strings_and_background(vit_b32):
-    seg = sl.Segmenter(vit_b32, "cat; sofa, couch", background=sl.STUFF_BACKGROUND, templates=ONE_TEMPLATE, prob_thd=0.1)
+    seg = sl.Segmenter(
+        vit_b32, "cat; sofa, couch", background=sl.STUFF_BACKGROUND, templates=ONE_TEMPLATE, prob_thd=0.1
+    )
     assert seg.num_classes == 3 and seg.classes.names == ["sky", "cat", "sofa"]
     assert seg.classes.query_to_class.tolist() == [0] * 26 + [1, 2, 2]
 
@@ -283,7 +319,9 @@ def test_cuda_fp16_pamr_output_is_cast_to_half_before_the_softmax(vit_b32, monke
     from sclip_lib import postprocess
 
     real = postprocess.class_probabilities
-    monkeypatch.setattr(postprocess, "class_probabilities", lambda logits, *a: seen.append(logits.dtype) or real(logits, *a))
+    monkeypatch.setattr(
+        postprocess, "class_probabilities", lambda logits, *a: seen.append(logits.dtype) or real(logits, *a)
+    )
     probs = seg.probabilities(img)
     assert seen == [torch.float16] and probs.dtype == torch.float32
     rgb, x = seg.stages.preprocess(img)

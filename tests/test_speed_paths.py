@@ -32,7 +32,12 @@ def previous_pamr(pamr: PAMR, image: torch.Tensor, scores: torch.Tensor) -> torc
 
 @pytest.mark.parametrize(
     "shape,iterations,dilations",
-    [((2, 9, 37, 53), 3, (8, 16)), ((1, 5, 224, 224), 2, (8, 16)), ((1, 3, 20, 31), 4, (1, 2, 5)), ((1, 1, 7, 5), 2, (8,))],
+    [
+        ((2, 9, 37, 53), 3, (8, 16)),
+        ((1, 5, 224, 224), 2, (8, 16)),
+        ((1, 3, 20, 31), 4, (1, 2, 5)),
+        ((1, 1, 7, 5), 2, (8,)),
+    ],
 )
 def test_pamr_is_bit_identical_to_the_previous_loop(shape, iterations, dilations):
     g = torch.Generator().manual_seed(sum(shape))
@@ -64,7 +69,7 @@ def previous_window_logits(seg: sl.Segmenter, x: torch.Tensor) -> torch.Tensor:
 
 
 def previous_upsample_rows(logits, size, rows):
-    (H, W), (h, w) = size, logits.shape[-2:]
+    (H, W), h = size, logits.shape[-2]
     if rows.start in (0, None) and rows.stop >= H:
         return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
     src = ((torch.arange(H, dtype=torch.float64) + 0.5) * (h / H) - 0.5).clamp(min=0)
@@ -139,8 +144,16 @@ CASES = {  # settings of the benchmarks' kinds: thresholds with a background of 
 @pytest.mark.parametrize("size", [(150, 230), (90, 300), (61, 47)], ids=["landscape", "wide", "below-crop"])
 def test_predict_and_probabilities_equal_the_previous_path(vit_b16, case, size):
     options = dict(CASES[case])
-    seg = sl.Segmenter(vit_b16, ["cat", "sofa, couch", "remote control", "floor, ground", "lamp"], "sclip",
-                       templates=ONE_TEMPLATE, short_side=130, crop=64, stride=32, **options)  # fmt: skip
+    seg = sl.Segmenter(
+        vit_b16,
+        ["cat", "sofa, couch", "remote control", "floor, ground", "lamp"],
+        "sclip",
+        templates=ONE_TEMPLATE,
+        short_side=130,
+        crop=64,
+        stride=32,
+        **options,
+    )
     image = _photo(*size, seed=size[0])
     probs, labels = previous_predict(seg, image)
     assert torch.equal(seg.predict(image), labels)
@@ -150,8 +163,17 @@ def test_predict_and_probabilities_equal_the_previous_path(vit_b16, case, size):
 def test_banded_post_processing_equals_the_previous_path(vit_b16, monkeypatch):
     from sclip_lib import postprocess
 
-    seg = sl.Segmenter(vit_b16, ["cat", "sofa, couch", "lamp"], background="sky, wall", templates=ONE_TEMPLATE,
-                       short_side=100, crop=64, stride=32, prob_thd=0.2, area_thd=0.1)  # fmt: skip
+    seg = sl.Segmenter(
+        vit_b16,
+        ["cat", "sofa, couch", "lamp"],
+        background="sky, wall",
+        templates=ONE_TEMPLATE,
+        short_side=100,
+        crop=64,
+        stride=32,
+        prob_thd=0.2,
+        area_thd=0.1,
+    )
     image = _photo(120, 170, seed=3)
     monkeypatch.setattr(postprocess, "_BAND_ELEMENTS", 6 * 170 * 7)  # 7 rows of the 6 queries per band
     probs, labels = previous_predict(seg, image, band_elements=6 * 170 * 7)
@@ -160,8 +182,16 @@ def test_banded_post_processing_equals_the_previous_path(vit_b16, monkeypatch):
 
 
 def test_pamr_pipeline_equals_the_previous_path(vit_b16):
-    seg = sl.Segmenter(vit_b16, ["cat", "sofa, couch", "lamp"], templates=ONE_TEMPLATE, short_side=100, crop=64,
-                       stride=32, pamr=True, pamr_iterations=3)  # fmt: skip
+    seg = sl.Segmenter(
+        vit_b16,
+        ["cat", "sofa, couch", "lamp"],
+        templates=ONE_TEMPLATE,
+        short_side=100,
+        crop=64,
+        stride=32,
+        pamr=True,
+        pamr_iterations=3,
+    )
     image = _photo(110, 150, seed=4)
     rgb, x = seg.stages.preprocess(image)
     full = F.interpolate(previous_window_logits(seg, x)[None], size=(110, 150), mode="bilinear", align_corners=False)
@@ -175,8 +205,11 @@ def test_merged_logits_equal_the_canvas_at_every_size():
     from sclip_lib.merge import MergedLogits
 
     g = torch.Generator().manual_seed(0)
-    for (h, w), (H, W), crop, stride in [((448, 597), (480, 640), 224, 112), ((70, 50), (70, 50), 64, 32),
-                                         ((100, 233), (41, 500), 48, 16)]:  # fmt: skip
+    for (h, w), (H, W), crop, stride in [
+        ((448, 597), (480, 640), 224, 112),
+        ((70, 50), (70, 50), 64, 32),
+        ((100, 233), (41, 500), 48, 16),
+    ]:
         windows = sl.sliding_windows(h, w, crop, stride)
         ch, cw = windows[0][1] - windows[0][0], windows[0][3] - windows[0][2]
         logits = torch.randn(len(windows), 5, ch // 16, cw // 16, generator=g)
@@ -215,13 +248,22 @@ def test_argmax_of_logits_equals_argmax_of_class_probabilities_with_ties():
     for scale in (40.0, 65.0):
         want = class_probabilities(logits, q2c, scale).argmax(0)
         assert torch.equal(predict_labels(logits, (40, 50), q2c, scale), want)
-    assert torch.equal(predict_labels(logits.half(), (40, 50), q2c, 40.0),  # fp16: scored in fp16, not shortcut
-                       class_probabilities(logits.half(), q2c, 40.0).argmax(0))  # fmt: skip
+    assert torch.equal(
+        predict_labels(logits.half(), (40, 50), q2c, 40.0),  # fp16: scored in fp16, not shortcut
+        class_probabilities(logits.half(), q2c, 40.0).argmax(0),
+    )
 
 
 def test_sfr_first_pass_is_bit_identical_to_the_previous_code(vit_b16):
-    seg = sl.Segmenter(vit_b16, [f"thing {i}" for i in range(9)], "sclip+rcs+sfr", templates=ONE_TEMPLATE, crop=64,
-                       stride=32, short_side=96)  # fmt: skip
+    seg = sl.Segmenter(
+        vit_b16,
+        [f"thing {i}" for i in range(9)],
+        "sclip+rcs+sfr",
+        templates=ONE_TEMPLATE,
+        crop=64,
+        stride=32,
+        short_side=96,
+    )
     g = torch.Generator().manual_seed(8)
     features, windows = torch.randn(3, 512, 4, 4, generator=g), torch.randn(3, 3, 64, 64, generator=g)
     prior = seg.stages.coarse_segmentation(features, windows)
@@ -237,8 +279,17 @@ def test_sfr_first_pass_is_bit_identical_to_the_previous_code(vit_b16):
 
 
 def test_resclip_predict_equals_the_previous_path(vit_b16):
-    seg = sl.Segmenter(vit_b16, [f"thing {i}" for i in range(12)], "naclip+rcs+sfr", background="sky, wall",
-                       templates=ONE_TEMPLATE, short_side=100, crop=64, stride=32, prob_thd=0.1)  # fmt: skip
+    seg = sl.Segmenter(
+        vit_b16,
+        [f"thing {i}" for i in range(12)],
+        "naclip+rcs+sfr",
+        background="sky, wall",
+        templates=ONE_TEMPLATE,
+        short_side=100,
+        crop=64,
+        stride=32,
+        prob_thd=0.1,
+    )
     image = _photo(100, 140, seed=9)
     probs, labels = previous_predict(seg, image)
     assert torch.equal(seg.predict(image), labels)

@@ -17,9 +17,15 @@ from sphinx.util.docutils import SphinxDirective
 def book_entry(citation: dict, repository_url: str) -> Entry:
     """CITATION.cff's fields as a BibTeX @misc entry."""
     authors = " and ".join(
-        "{" + a["name"] + "}" if "name" in a else f"{a['family-names']}, {a['given-names']}" for a in citation["authors"]
+        "{" + a["name"] + "}" if "name" in a else f"{a['family-names']}, {a['given-names']}"
+        for a in citation["authors"]
     )
-    fields = {"title": citation["title"], "author": authors, "note": f"Version {citation['version']}", "url": repository_url}
+    fields = {
+        "title": citation["title"],
+        "author": authors,
+        "note": f"Version {citation['version']}",
+        "url": repository_url,
+    }
     return Entry("misc", fields=fields)
 
 

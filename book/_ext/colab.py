@@ -56,9 +56,12 @@ def _add_badge(app, doctree):
     # inlined, so the badge needs no network and no path relative to the page (the single-page PDF build too)
     svg = base64.b64encode(BADGE.read_bytes()).decode("ascii")
     student = _url(app, notebook_path(app, app.env.docname, "student"))
-    extra = ("" if app.config.hide_solutions or student is None else
-             f' <a class="sclip-colab-student" href="{student}" target="_blank" rel="noopener">'
-             "student edition on Colab (no solutions)</a>")  # fmt: skip
+    extra = (
+        ""
+        if app.config.hide_solutions or student is None
+        else f' <a class="sclip-colab-student" href="{student}" target="_blank" rel="noopener">'
+        "student edition on Colab (no solutions)</a>"
+    )
     html = (
         f'<p class="sclip-colab-badge"><a href="{url}" target="_blank" rel="noopener">'
         f'<img src="data:image/svg+xml;base64,{svg}" alt="Open in Colab" width="117" height="20"></a>{extra}</p>'

@@ -8,8 +8,11 @@ def footer_text() -> str:
     """What the site's footer says about how its chapters were executed."""
     mode = os.environ.get("SCLIP_BOOK_MODE", "real").strip().lower() or "real"
     images = os.environ.get("SCLIP_BOOK_IMAGES", "").strip()
-    counts = (f"{images} benchmark images per evaluation (SCLIP_BOOK_IMAGES={images}, a reduced CI setting)"
-              if images else "each chapter's own benchmark image counts")  # fmt: skip
+    counts = (
+        f"{images} benchmark images per evaluation (SCLIP_BOOK_IMAGES={images}, a reduced CI setting)"
+        if images
+        else "each chapter's own benchmark image counts"
+    )
     templates = os.environ.get("SCLIP_BOOK_TEMPLATES", "").strip()
     if templates:
         counts += f" and at most {templates} prompt templates per class (SCLIP_BOOK_TEMPLATES={templates})"

@@ -22,9 +22,9 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -291,8 +291,12 @@ def setup(show: bool = True) -> BookConfig:
             display(HTML(banner_html()))
         except ImportError:
             pass
-        counts = f" | images per evaluation: {os.environ[IMAGES_ENV]} ({IMAGES_ENV})" if os.environ.get(IMAGES_ENV) else ""
-        print(f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}{counts}")
+        counts = (
+            f" | images per evaluation: {os.environ[IMAGES_ENV]} ({IMAGES_ENV})" if os.environ.get(IMAGES_ENV) else ""
+        )
+        print(
+            f"mode: {cfg.mode} | device: {cfg.device} | prompt templates: {len(cfg.templates)} | short side: {cfg.short_side}{counts}"
+        )
     return cfg
 
 
@@ -531,10 +535,14 @@ def attention_localisation(model, attentions: Sequence[str], samples, short_side
         share = sum(s.share * s.queries for s in counted) / queries if counted else float("nan")
         if counted and uniform is None:
             uniform = sum(s.uniform * s.queries for s in counted) / queries
-        rows[a] = {"spatial invariance": float(np.mean([spatial_invariance(m) for m in maps[a]])),
-                   "own-segment share": share if len(counted) == len(shares) else float("nan")}
-    rows["uniform attention (baseline)"] = {"spatial invariance": float("nan"),
-                                            "own-segment share": float("nan") if uniform is None else uniform}
+        rows[a] = {
+            "spatial invariance": float(np.mean([spatial_invariance(m) for m in maps[a]])),
+            "own-segment share": share if len(counted) == len(shares) else float("nan"),
+        }
+    rows["uniform attention (baseline)"] = {
+        "spatial invariance": float("nan"),
+        "own-segment share": float("nan") if uniform is None else uniform,
+    }
     return pd.DataFrame(rows).T.round(3)
 
 

@@ -29,9 +29,9 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import open_clip
@@ -119,7 +119,9 @@ def image_arrays(model, x: torch.Tensor, rows: bool = True) -> tuple[torch.Tenso
         if layer < len(blocks) - 1:
             h = enc.run_blocks(h, layer + 1, start=layer)
     visual = model.visual
-    feats = [F.normalize(visual.ln_post(e.last_block(h, grid)) @ visual.proj, dim=-1)[0, 1:].float().T for e in encoders]
+    feats = [
+        F.normalize(visual.ln_post(e.last_block(h, grid)) @ visual.proj, dim=-1)[0, 1:].float().T for e in encoders
+    ]
     return (torch.stack(out) if rows else None), torch.stack(feats)
 
 
@@ -310,7 +312,7 @@ class Explorer:
         config = json.dumps(self.config()).replace("</", "<\\/")  # no "</script>" inside the JSON
         return (
             f'<div class="sclip-explorer" id="{uid}" data-kind="{html.escape(self.kind)}">'
-            f'<noscript>This explorer needs JavaScript.</noscript></div>\n'
+            f"<noscript>This explorer needs JavaScript.</noscript></div>\n"
             f'<script type="application/json" id="{uid}-config">{config}</script>\n'
             f"<script>{script}\nSclipExplorer.mount('{uid}');</script>"
         )

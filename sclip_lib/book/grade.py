@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -105,7 +105,10 @@ def _sequence(answer, expected: list[float], traps: dict[str, list[float]], tol:
         if torch.allclose(values, torch.tensor(wrong, dtype=torch.float64), atol=tol, rtol=tol):
             return False, reason
     bad = [i for i in range(want.numel()) if not math.isclose(values[i], want[i], rel_tol=tol, abs_tol=tol)]
-    return False, f"entries {bad} are off; the row should sum to {float(want.sum()):g} (yours: {float(values.sum()):.4g})"
+    return (
+        False,
+        f"entries {bad} are off; the row should sum to {float(want.sum()):g} (yours: {float(values.sum()):.4g})",
+    )
 
 
 def _function(fn, reference, inputs, traps: dict[str, Callable], what: str) -> tuple[bool, str]:
@@ -135,29 +138,46 @@ def _random(*shape, seed: int = 0) -> torch.Tensor:
 def _clip_softmax(answer):
     # image (0.6, 0.8), texts (1, 0) and (0, 1), logit scale 10: P(text 2)
     cos = torch.tensor([0.6, 0.8], dtype=torch.float64)
-    return _close(answer, float((10 * cos).softmax(0)[1]), {
-        "that is the cosine share 0.8 / (0.6 + 0.8): the softmax exponentiates the scaled cosines first": 0.8 / 1.4,
-        "the logit scale is 10 here, not 1: multiply the cosines by it before the softmax": float(cos.softmax(0)[1]),
-        "that is the probability of the other text": float((10 * cos).softmax(0)[0]),
-    })
+    return _close(
+        answer,
+        float((10 * cos).softmax(0)[1]),
+        {
+            "that is the cosine share 0.8 / (0.6 + 0.8): the softmax exponentiates the scaled cosines first": 0.8 / 1.4,
+            "the logit scale is 10 here, not 1: multiply the cosines by it before the softmax": float(
+                cos.softmax(0)[1]
+            ),
+            "that is the probability of the other text": float((10 * cos).softmax(0)[0]),
+        },
+    )
 
 
 def _zero_shot(image_emb, text_emb, scale):
-    return (scale * torch.nn.functional.normalize(image_emb, dim=-1) @ torch.nn.functional.normalize(text_emb, dim=-1).T).softmax(-1)
+    return (
+        scale * torch.nn.functional.normalize(image_emb, dim=-1) @ torch.nn.functional.normalize(text_emb, dim=-1).T
+    ).softmax(-1)
 
 
 @_checker("ex-clip-zero-shot")
 def _clip_zero_shot(fn):
     inputs = (_random(4, 8), _random(5, 8, seed=1) * 3, 50.0)
     norm = torch.nn.functional.normalize
-    return _function(fn, _zero_shot, inputs, {
-        "the embeddings are not L2-normalised: CLIP compares unit vectors (cosines)":
-            lambda i, t, s: (s * i @ t.T).softmax(-1),
-        "the softmax runs over images: each image's probabilities over the classes must sum to 1":
-            lambda i, t, s: (s * norm(i, dim=-1) @ norm(t, dim=-1).T).softmax(0),
-        "the logit scale is missing: multiply the cosines by `scale` before the softmax":
-            lambda i, t, s: (norm(i, dim=-1) @ norm(t, dim=-1).T).softmax(-1),
-    }, "zero_shot(image_emb, text_emb, scale) -> (images, classes)")
+    return _function(
+        fn,
+        _zero_shot,
+        inputs,
+        {
+            "the embeddings are not L2-normalised: CLIP compares unit vectors (cosines)": lambda i, t, s: (
+                s * i @ t.T
+            ).softmax(-1),
+            "the softmax runs over images: each image's probabilities over the classes must sum to 1": lambda i, t, s: (
+                s * norm(i, dim=-1) @ norm(t, dim=-1).T
+            ).softmax(0),
+            "the logit scale is missing: multiply the cosines by `scale` before the softmax": lambda i, t, s: (
+                norm(i, dim=-1) @ norm(t, dim=-1).T
+            ).softmax(-1),
+        },
+        "zero_shot(image_emb, text_emb, scale) -> (images, classes)",
+    )
 
 
 # -- chapter 3: why CLIP fails ------------------------------------------------------------------------
@@ -174,7 +194,8 @@ def _patch_tokens(answer):
     if b16 == 14 or b32 == 7:
         return False, "that is the patches along one side; the grid is square"
     return False, "count the patches of a 224 x 224 image: (side / patch size) per row, times the rows" + (
-        "; ViT-B/16 is right" if b16 == 196 else "; ViT-B/32 is right" if b32 == 49 else "")
+        "; ViT-B/16 is right" if b16 == 196 else "; ViT-B/32 is right" if b32 == 49 else ""
+    )
 
 
 def _patch_maps(patch, text, grid):
@@ -187,12 +208,20 @@ def _patch_maps(patch, text, grid):
 def _patch_maps_check(fn):
     inputs = (_random(6 * 4, 8) * 2, _random(3, 8, seed=1), (6, 4))
     norm = torch.nn.functional.normalize
-    return _function(fn, _patch_maps, inputs, {
-        "the values are dot products, not cosines: normalise patches and texts first":
-            lambda p, t, g: (t @ p.T).reshape(len(t), *g),
-        "rows and columns are swapped: the tokens run row by row, so reshape to (classes, rows, cols)":
-            lambda p, t, g: (norm(t, dim=-1) @ norm(p, dim=-1).T).reshape(len(t), g[1], g[0]).transpose(1, 2),
-    }, "patch_text_maps(patch_emb, text_emb, grid) -> (classes, rows, cols)")
+    return _function(
+        fn,
+        _patch_maps,
+        inputs,
+        {
+            "the values are dot products, not cosines: normalise patches and texts first": lambda p, t, g: (
+                t @ p.T
+            ).reshape(len(t), *g),
+            "rows and columns are swapped: the tokens run row by row, so reshape to (classes, rows, cols)": lambda p, t, g: (
+                (norm(t, dim=-1) @ norm(p, dim=-1).T).reshape(len(t), g[1], g[0]).transpose(1, 2)
+            ),
+        },
+        "patch_text_maps(patch_emb, text_emb, grid) -> (classes, rows, cols)",
+    )
 
 
 # -- chapter 4: CSA -----------------------------------------------------------------------------------
@@ -200,11 +229,17 @@ def _patch_maps_check(fn):
 def _csa_row(answer):
     qq, kk = torch.tensor([2.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 0.0], dtype=torch.float64)
     want = (qq.softmax(0) + kk.softmax(0)).tolist()
-    return _sequence(answer, want, {
-        "that row sums to 1: CSA adds the two softmaxes, it does not average them": [x / 2 for x in want],
-        "that is the q-q softmax alone: add the k-k softmax": qq.softmax(0).tolist(),
-        "the scores were added before one softmax: CSA takes each softmax first, then adds": (qq + kk).softmax(0).tolist(),
-    })
+    return _sequence(
+        answer,
+        want,
+        {
+            "that row sums to 1: CSA adds the two softmaxes, it does not average them": [x / 2 for x in want],
+            "that is the q-q softmax alone: add the k-k softmax": qq.softmax(0).tolist(),
+            "the scores were added before one softmax: CSA takes each softmax first, then adds": (qq + kk)
+            .softmax(0)
+            .tolist(),
+        },
+    )
 
 
 def _csa(q, k, scale):
@@ -213,15 +248,23 @@ def _csa(q, k, scale):
 
 @_checker("ex-csa-matrix")
 def _csa_matrix(fn):
-    inputs = (_random(2, 7, 8), _random(2, 7, 8, seed=1), 8 ** -0.5)
-    return _function(fn, _csa, inputs, {
-        "that is vanilla attention, softmax(s q k^T): CSA correlates q with q and k with k":
-            lambda q, k, s: (s * q @ k.transpose(-2, -1)).softmax(-1),
-        "the rows sum to 1: CSA adds the two softmaxes without dividing by 2": lambda q, k, s: _csa(q, k, s) / 2,
-        "the scale is missing: multiply the scores by `scale` before each softmax": lambda q, k, s: _csa(q, k, 1.0),
-        "the softmax runs over the wrong axis: each query's row (the last axis) must sum to 1 per term":
-            lambda q, k, s: (s * q @ q.transpose(-2, -1)).softmax(-2) + (s * k @ k.transpose(-2, -1)).softmax(-2),
-    }, "csa_weights(q, k, scale) -> (..., tokens, tokens)")
+    inputs = (_random(2, 7, 8), _random(2, 7, 8, seed=1), 8**-0.5)
+    return _function(
+        fn,
+        _csa,
+        inputs,
+        {
+            "that is vanilla attention, softmax(s q k^T): CSA correlates q with q and k with k": lambda q, k, s: (
+                s * q @ k.transpose(-2, -1)
+            ).softmax(-1),
+            "the rows sum to 1: CSA adds the two softmaxes without dividing by 2": lambda q, k, s: _csa(q, k, s) / 2,
+            "the scale is missing: multiply the scores by `scale` before each softmax": lambda q, k, s: _csa(q, k, 1.0),
+            "the softmax runs over the wrong axis: each query's row (the last axis) must sum to 1 per term": lambda q, k, s: (
+                (s * q @ q.transpose(-2, -1)).softmax(-2) + (s * k @ k.transpose(-2, -1)).softmax(-2)
+            ),
+        },
+        "csa_weights(q, k, scale) -> (..., tokens, tokens)",
+    )
 
 
 @_checker("ex-self-peak")
@@ -231,8 +274,10 @@ def _self_peak(answer):
         return False, "give a fraction between 0 and 1 (rows whose largest entry is on the diagonal / rows)"
     if share == 1.0:
         return True, "with equal norms z_i . z_i = |z|^2 >= z_i . z_j (Cauchy-Schwarz), so every row peaks at itself"
-    return False, ("with equal norms every row must peak on the diagonal: are the rows of Z normalised before "
-                   "the scores, and is the argmax taken along each row?")
+    return False, (
+        "with equal norms every row must peak on the diagonal: are the rows of Z normalised before "
+        "the scores, and is the argmax taken along each row?"
+    )
 
 
 # -- chapter 5: implementation ------------------------------------------------------------------------
@@ -256,10 +301,15 @@ def _window_count(answer):
     from ..windows import sliding_windows
 
     want = len(sliding_windows(336, 448, 224, 112))
-    return _close(answer, want, {
-        "that counts non-overlapping windows only; the stride (112) is half the crop, so windows overlap": 2,
-        "one window too many per axis: the last window is snapped back to the border, not padded": 3 * 4,
-    }, tol=0)
+    return _close(
+        answer,
+        want,
+        {
+            "that counts non-overlapping windows only; the stride (112) is half the crop, so windows overlap": 2,
+            "one window too many per axis: the last window is snapped back to the border, not padded": 3 * 4,
+        },
+        tol=0,
+    )
 
 
 @_checker("ex-kk-variant")
@@ -289,19 +339,29 @@ def _class_count(answer):
 
     spec = "cat; sofa, couch, settee; remote control, remote; floor"
     names = parse_classes(spec)
-    return _close(answer, len(names), {
-        "that counts names, not classes: synonyms after commas belong to the same class": len(names.queries),
-        "that counts the separators: n classes have n - 1 semicolons": len(names) - 1,
-    }, tol=0)
+    return _close(
+        answer,
+        len(names),
+        {
+            "that counts names, not classes: synonyms after commas belong to the same class": len(names.queries),
+            "that counts the separators: n classes have n - 1 semicolons": len(names) - 1,
+        },
+        tol=0,
+    )
 
 
 @_checker("ex-background-index")
 def _background_index(answer):
     # Segmenter(model, ["cat", "sofa"], background=sl.STUFF_BACKGROUND): the index of "sofa" in the mask
-    return _close(answer, 2, {
-        "the background becomes class 0, so every class moves up by one": 1,
-        "indices start at 0: the background is 0, cat is 1": 3,
-    }, tol=0)
+    return _close(
+        answer,
+        2,
+        {
+            "the background becomes class 0, so every class moves up by one": 1,
+            "indices start at 0: the background is 0, cat is 1": 3,
+        },
+        tol=0,
+    )
 
 
 # -- chapter 7: evaluation ----------------------------------------------------------------------------
@@ -323,21 +383,30 @@ def _iou_of_class_1(pred, target, ignore: int | None = None) -> float:
 def _iou_by_hand(answer):
     p, t = torch.tensor(EX_IOU_PRED), torch.tensor(EX_IOU_TARGET)
     inter, pred, true = float(((p == 1) & (t == 1)).sum()), float((p == 1).sum()), float((t == 1).sum())
-    return _close(answer, _iou_of_class_1(EX_IOU_PRED, EX_IOU_TARGET), {
-        "that is the Dice score 2I/(P+G), not the IoU I/(P+G-I)": 2 * inter / (pred + true),
-        "that is pixel accuracy over all pixels, not the IoU of class 1": float((p == t).float().mean()),
-        "give the IoU as a fraction (0 to 1), not a percentage": 100 * _iou_of_class_1(EX_IOU_PRED, EX_IOU_TARGET),
-    })
+    return _close(
+        answer,
+        _iou_of_class_1(EX_IOU_PRED, EX_IOU_TARGET),
+        {
+            "that is the Dice score 2I/(P+G), not the IoU I/(P+G-I)": 2 * inter / (pred + true),
+            "that is pixel accuracy over all pixels, not the IoU of class 1": float((p == t).float().mean()),
+            "give the IoU as a fraction (0 to 1), not a percentage": 100 * _iou_of_class_1(EX_IOU_PRED, EX_IOU_TARGET),
+        },
+    )
 
 
 @_checker("ex-iou-ignore")
 def _iou_ignore(answer):
-    p, t = torch.tensor(EX_IGNORE_PRED), torch.tensor(EX_IGNORE_TARGET)
+    t = torch.tensor(EX_IGNORE_TARGET)
     counted = _iou_of_class_1(EX_IGNORE_PRED, torch.where(t == 255, 0, t).tolist(), ignore=-1)
-    return _close(answer, _iou_of_class_1(EX_IGNORE_PRED, EX_IGNORE_TARGET), {
-        "the ignored pixels (255) were scored as background: leave them out of P, G and I alike": counted,
-        "give the IoU as a fraction (0 to 1), not a percentage": 100 * _iou_of_class_1(EX_IGNORE_PRED, EX_IGNORE_TARGET),
-    })
+    return _close(
+        answer,
+        _iou_of_class_1(EX_IGNORE_PRED, EX_IGNORE_TARGET),
+        {
+            "the ignored pixels (255) were scored as background: leave them out of P, G and I alike": counted,
+            "give the IoU as a fraction (0 to 1), not a percentage": 100
+            * _iou_of_class_1(EX_IGNORE_PRED, EX_IGNORE_TARGET),
+        },
+    )
 
 
 # -- chapter 8: the family ----------------------------------------------------------------------------
@@ -367,13 +436,23 @@ def _clearclip(q, k, v, scale):
 @_checker("ex-clearclip-attention")
 def _clearclip_check(fn):
     inputs = (_random(2, 6, 4), _random(2, 6, 4, seed=1), _random(2, 6, 4, seed=2), 0.5)
-    return _function(fn, _clearclip, inputs, {
-        "that is SCLIP's CSA: ClearCLIP keeps only the q-q term":
-            lambda q, k, v, s: ((s * q @ q.transpose(-2, -1)).softmax(-1) + (s * k @ k.transpose(-2, -1)).softmax(-1)) @ v,
-        "that is vanilla attention, softmax(s q k^T) v": lambda q, k, v, s: (s * q @ k.transpose(-2, -1)).softmax(-1) @ v,
-        "that correlates the keys (NACLIP's score, without its neighbourhood); ClearCLIP correlates the queries":
-            lambda q, k, v, s: (s * k @ k.transpose(-2, -1)).softmax(-1) @ v,
-    }, "clearclip_attention(q, k, v, scale) -> (..., tokens, dim)")
+    return _function(
+        fn,
+        _clearclip,
+        inputs,
+        {
+            "that is SCLIP's CSA: ClearCLIP keeps only the q-q term": lambda q, k, v, s: (
+                ((s * q @ q.transpose(-2, -1)).softmax(-1) + (s * k @ k.transpose(-2, -1)).softmax(-1)) @ v
+            ),
+            "that is vanilla attention, softmax(s q k^T) v": lambda q, k, v, s: (
+                (s * q @ k.transpose(-2, -1)).softmax(-1) @ v
+            ),
+            "that correlates the keys (NACLIP's score, without its neighbourhood); ClearCLIP correlates the queries": lambda q, k, v, s: (
+                (s * k @ k.transpose(-2, -1)).softmax(-1) @ v
+            ),
+        },
+        "clearclip_attention(q, k, v, scale) -> (..., tokens, dim)",
+    )
 
 
 # -- chapter 8b: after SCLIP --------------------------------------------------------------------------
@@ -381,10 +460,16 @@ def _clearclip_check(fn):
 def _rcs_mix(answer):
     a, r, tau, lam = torch.tensor([0.2, 0.8]), torch.tensor([0.6, 0.4]), 1.0, 0.25
     want = (tau * (1 - lam) * a + tau * lam * r).tolist()
-    return _sequence(answer, want, {
-        "lambda weighs the earlier blocks' attention R, and 1 - lambda the base's own": (tau * lam * a + tau * (1 - lam) * r).tolist(),
-        "that is the plain average of the two rows: weigh them by 1 - lambda and lambda": ((a + r) / 2).tolist(),
-    })
+    return _sequence(
+        answer,
+        want,
+        {
+            "lambda weighs the earlier blocks' attention R, and 1 - lambda the base's own": (
+                tau * lam * a + tau * (1 - lam) * r
+            ).tolist(),
+            "that is the plain average of the two rows: weigh them by 1 - lambda and lambda": ((a + r) / 2).tolist(),
+        },
+    )
 
 
 @_checker("ex-resclip-name")

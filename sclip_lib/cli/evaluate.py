@@ -1,8 +1,8 @@
 """``sclip evaluate``: the command-line face of :func:`sclip_lib.evaluate`.
 
-    sclip evaluate --benchmark voc21 --limit 100 --attention sclip --device cuda
-    sclip evaluate --benchmark voc21,voc20 --benchmark ade20k --source ade20k=/data/ADEChallengeData2016
-    torchrun --nproc-per-node 4 -m sclip_lib.cli evaluate --benchmark all   # sharded, rank 0 writes
+sclip evaluate --benchmark voc21 --limit 100 --attention sclip --device cuda
+sclip evaluate --benchmark voc21,voc20 --benchmark ade20k --source ade20k=/data/ADEChallengeData2016
+torchrun --nproc-per-node 4 -m sclip_lib.cli evaluate --benchmark all   # sharded, rank 0 writes
 """
 
 from __future__ import annotations
@@ -12,8 +12,17 @@ import sys
 from pathlib import Path
 
 from ..evaluation import PAPER_ORDER, PROTOCOLS, get_benchmark
-from .options import TEMPLATES_HELP, add_model_args, add_run_args, chosen_templates, fail, nonnegative_int
-from .options import positive_int, pretrained_arg, resolve_device
+from .options import (
+    TEMPLATES_HELP,
+    add_model_args,
+    add_run_args,
+    chosen_templates,
+    fail,
+    nonnegative_int,
+    positive_int,
+    pretrained_arg,
+    resolve_device,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -26,24 +35,47 @@ def add_parser(subparsers) -> None:
         description="Evaluate a training-free segmenter on the paper's benchmarks (mIoU as in its tables). "
         "Prints a table, and writes one JSON + CSV per benchmark and summary.csv into --out.",
     )
-    p.add_argument("--benchmark", "-b", action="append", required=True,
-                   help=f"benchmark name(s), repeatable or comma separated; 'all' for {', '.join(PAPER_ORDER)}")
+    p.add_argument(
+        "--benchmark",
+        "-b",
+        action="append",
+        required=True,
+        help=f"benchmark name(s), repeatable or comma separated; 'all' for {', '.join(PAPER_ORDER)}",
+    )
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N images of each split only")
-    p.add_argument("--protocol", default="sclip", choices=tuple(PROTOCOLS),
-                   help="whose evaluation protocol: settings, class files, templates (default: sclip). A "
-                   "method's published number is shown only beside a run under its own protocol")
+    p.add_argument(
+        "--protocol",
+        default="sclip",
+        choices=tuple(PROTOCOLS),
+        help="whose evaluation protocol: settings, class files, templates (default: sclip). A "
+        "method's published number is shown only beside a run under its own protocol",
+    )
     add_model_args(p)
     add_run_args(p, TEMPLATES_HELP + "; the maskclip protocol has 85")
-    p.add_argument("--source", action="append", default=[], metavar="[NAME=]PATH",
-                   help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="a local copy instead of the hub: PATH (one benchmark) or NAME=PATH, repeatable",
+    )
     p.add_argument("--out", default="results", type=Path, help="results folder (default: results/)")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="image decoding threads (default 2; 0: none)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from the progress it saved in --out (same arguments)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a finished result of the same settings in --out (never replaced otherwise)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="leave out unreadable or out-of-range samples (listed in the results file) instead of stopping")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from the progress it saved in --out (same arguments)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished result of the same settings in --out (never replaced otherwise)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out unreadable or out-of-range samples (listed in the results file) instead of stopping",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,19 +115,39 @@ def run(args: argparse.Namespace) -> int:
         model = load_clip(args.model, pretrained_arg(args), allow_untrained=args.allow_untrained, device=device)
         results = []
         for name in names:
-            result = evaluate(args.attention, name, model=model, limit=args.limit, source=sources.get(name),
-                              device=device, out=args.out, workers=args.workers, resume=args.resume,
-                              skip_bad=args.skip_bad, protocol=args.protocol, overwrite=args.overwrite,
-                              **overrides)  # fmt: skip
+            result = evaluate(
+                args.attention,
+                name,
+                model=model,
+                limit=args.limit,
+                source=sources.get(name),
+                device=device,
+                out=args.out,
+                workers=args.workers,
+                resume=args.resume,
+                skip_bad=args.skip_bad,
+                protocol=args.protocol,
+                overwrite=args.overwrite,
+                **overrides,
+            )
             results.append(result)
             if not shard.is_main:  # every process returns the same result; rank 0 prints and writes it
                 continue
-            print(f"{name} ({result.protocol or 'custom'} protocol): mIoU {result.miou:.2f} on "
-                  f"{result.num_images} images -> {args.out / result.stem()}.json")
+            print(
+                f"{name} ({result.protocol or 'custom'} protocol): mIoU {result.miou:.2f} on "
+                f"{result.num_images} images -> {args.out / result.stem()}.json"
+            )
             for bad in result.skipped:
                 print(f"  skipped {bad['name']}: {bad['error']}", file=sys.stderr)
-    except (KeyError, ValueError, TypeError, BenchmarkSourceError, WeightsError, OSError,
-            distributed.DistributedError) as e:  # fmt: skip
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        BenchmarkSourceError,
+        WeightsError,
+        OSError,
+        distributed.DistributedError,
+    ) as e:
         return fail(e)
     except KeyboardInterrupt as e:
         fail(e, "interrupted")

@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["Parser", "add_model_args", "add_run_args", "chosen_templates", "fail", "nonnegative_int",
-           "positive_int", "pretrained_arg", "resolve_device", "templates_arg"]  # fmt: skip
+__all__ = [
+    "Parser",
+    "add_model_args",
+    "add_run_args",
+    "chosen_templates",
+    "fail",
+    "nonnegative_int",
+    "positive_int",
+    "pretrained_arg",
+    "resolve_device",
+    "templates_arg",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,9 +67,11 @@ def resolve_device(name: str | None):
 
 TEMPLATE_NAMES = ("protocol", "openai", "one")
 ONE_TEMPLATE = ("a photo of a {}.",)
-TEMPLATES_HELP = ("prompt templates: 'protocol' (default: the protocol's own; SCLIP's are the 80 OpenAI ImageNet "
-                  "templates), 'openai' (those 80), 'one' ('a photo of a {}.') or N, the first N of the 80 "
-                  "(faster on CPU)")  # fmt: skip
+TEMPLATES_HELP = (
+    "prompt templates: 'protocol' (default: the protocol's own; SCLIP's are the 80 OpenAI ImageNet "
+    "templates), 'openai' (those 80), 'one' ('a photo of a {}.') or N, the first N of the 80 "
+    "(faster on CPU)"
+)
 
 
 def templates_arg(text: str) -> str | int:
@@ -99,17 +111,23 @@ def attention_help() -> str:
     """``--attention``'s help, from the registry: every base variant and modifier registered now."""
     from ..attention import list_attentions, list_modifiers
 
-    return (f"attention variant in the last block(s) (default sclip): {', '.join(list_attentions())}; with "
-            f"modifiers joined by '+' ({', '.join(list_modifiers())}), e.g. naclip+rcs+sfr for ResCLIP")  # fmt: skip
+    return (
+        f"attention variant in the last block(s) (default sclip): {', '.join(list_attentions())}; with "
+        f"modifiers joined by '+' ({', '.join(list_modifiers())}), e.g. naclip+rcs+sfr for ResCLIP"
+    )
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model and how it runs: the same options, defaults and meaning in ``segment`` and ``evaluate``."""
     p.add_argument("--model", default="ViT-B-16", help="open_clip model name (default ViT-B-16)")
-    p.add_argument("--pretrained", default=None, help="open_clip pretrained tag or a local checkpoint file "
-                   "(default openai)")  # fmt: skip
-    p.add_argument("--allow-untrained", action="store_true",
-                   help="smoke test with random weights when --pretrained is not given (output not meaningful)")
+    p.add_argument(
+        "--pretrained", default=None, help="open_clip pretrained tag or a local checkpoint file (default openai)"
+    )
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="smoke test with random weights when --pretrained is not given (output not meaningful)",
+    )
     p.add_argument("--attention", default="sclip", help=attention_help())
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
 
@@ -118,8 +136,12 @@ def add_run_args(p: argparse.ArgumentParser, templates_help: str = TEMPLATES_HEL
     """The pipeline options both subcommands take (None: the setting of the benchmark or the protocol)."""
     p.add_argument("--pamr", action="store_true", help="refine with PAMR (10 iterations, dilations 8 and 16)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="windows per encoder call (default 16)")
-    p.add_argument("--final-blocks", type=positive_int, default=None,
-                   help="apply the attention variant to the last N blocks (default 1, the papers' setting)")
+    p.add_argument(
+        "--final-blocks",
+        type=positive_int,
+        default=None,
+        help="apply the attention variant to the last N blocks (default 1, the papers' setting)",
+    )
     p.add_argument("--templates", type=templates_arg, default="protocol", help=templates_help)
 
 

@@ -6,8 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import add_model_args, add_run_args, chosen_templates, fail, nonnegative_int, positive_int
-from .options import pretrained_arg, resolve_device
+from .options import (
+    add_model_args,
+    add_run_args,
+    chosen_templates,
+    fail,
+    nonnegative_int,
+    positive_int,
+    pretrained_arg,
+    resolve_device,
+)
 
 __all__ = ["SMOKE_BANNER", "add_parser", "run"]
 
@@ -22,19 +30,30 @@ def add_parser(subparsers) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("--classes", required=True, help='classes separated by ";", synonyms by ",": "cat; sofa, couch"')
     # kept as typed (a Path would drop a trailing '/'), checked by check_output_file
-    p.add_argument("--out", default=None, help="label PNG to write (pixel value = class index; palette up to 256 "
-                   "classes, 16-bit grey beyond)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        default=None,
+        help="label PNG to write (pixel value = class index; palette up to 256 classes, 16-bit grey beyond)",
+    )
     p.add_argument("--overlay", default=None, help="overlay image to write (.png, .jpg, .webp)")
     p.add_argument("--overwrite", action="store_true", help="replace --out/--overlay files that exist already")
     add_model_args(p)
     add_run_args(p)
-    p.add_argument("--background", default="stuff", help='background class names; "stuff" = the paper\'s 26 stuff words, "none" = no background')
+    p.add_argument(
+        "--background",
+        default="stuff",
+        help='background class names; "stuff" = the paper\'s 26 stuff words, "none" = no background',
+    )
     p.add_argument("--logit-scale", type=float, default=50.0)
     p.add_argument("--prob-thd", type=float, default=None, help="default 0.1 with a background, else 0")
     p.add_argument("--area-thd", type=float, default=None)
     p.add_argument("--short-side", type=positive_int, default=336)
-    p.add_argument("--max-pixels", type=nonnegative_int, default=None,
-                   help="allow images up to this many pixels (Pillow's decompression-bomb guard; 0: no limit)")
+    p.add_argument(
+        "--max-pixels",
+        type=nonnegative_int,
+        default=None,
+        help="allow images up to this many pixels (Pillow's decompression-bomb guard; 0: no limit)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         templates = chosen_templates(args.templates) or OPENAI_IMAGENET_TEMPLATES  # SCLIP's protocol: the 80
         outputs = {}
         if args.out is not None:
-            outputs["--out"] = check_output_file(args.out, "--out", suffixes=(".png",), inputs=(args.image,), overwrite=args.overwrite)
+            outputs["--out"] = check_output_file(
+                args.out, "--out", suffixes=(".png",), inputs=(args.image,), overwrite=args.overwrite
+            )
         if args.overlay is not None:
             outputs["--overlay"] = check_output_file(
                 args.overlay, "--overlay", suffixes=_OVERLAY_SUFFIXES, inputs=(args.image,), overwrite=args.overwrite
@@ -67,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
         prob_thd = args.prob_thd if args.prob_thd is not None else (0.1 if background else 0.0)
         settings = _settings(args, prob_thd)
         if background is None and (args.prob_thd or args.area_thd is not None):
-            raise ValueError("--prob-thd and --area-thd send pixels to the background class, and --background "
-                             "none gives none: drop them, or name a background (e.g. --background stuff)")  # fmt: skip
+            raise ValueError(
+                "--prob-thd and --area-thd send pixels to the background class, and --background "
+                "none gives none: drop them, or name a background (e.g. --background stuff)"
+            )
         get_attention(args.attention)  # an unknown name or modifier fails here, before the model loads
         device = resolve_device(args.device)
         image = _read_image(args.image, args.max_pixels)
@@ -78,8 +101,15 @@ def run(args: argparse.Namespace) -> int:
         return fail(err)
     try:
         model = load_clip(args.model, pretrained_arg(args), allow_untrained=args.allow_untrained, device=device)
-        seg = Segmenter(model, classes.synonyms, args.attention, background=background, device=device,
-                        templates=templates, settings=settings)  # fmt: skip
+        seg = Segmenter(
+            model,
+            classes.synonyms,
+            args.attention,
+            background=background,
+            device=device,
+            templates=templates,
+            settings=settings,
+        )
         seg.stages.check_image_size(image.height, image.width)
     except (WeightsError, ValueError, KeyError, TypeError) as err:
         hint = "(to try the pipeline without weights: add --allow-untrained; the mask is then meaningless)"
@@ -139,8 +169,14 @@ def _settings(args: argparse.Namespace, prob_thd: float):
 
     given = {name: getattr(args, name) for name in ("batch_size", "final_blocks") if getattr(args, name) is not None}
     try:
-        return Settings(logit_scale=args.logit_scale, prob_thd=prob_thd, area_thd=args.area_thd,
-                        short_side=args.short_side, pamr=args.pamr, **given)  # fmt: skip
+        return Settings(
+            logit_scale=args.logit_scale,
+            prob_thd=prob_thd,
+            area_thd=args.area_thd,
+            short_side=args.short_side,
+            pamr=args.pamr,
+            **given,
+        )
     except ValueError as err:
         message = str(err)
         for name in _SETTING_FLAGS:
@@ -153,8 +189,10 @@ def _background(text: str) -> str | None:
     from ..text import STUFF_BACKGROUND
 
     if not text.strip():
-        raise ValueError("--background '' is empty: name the background classes, or use 'stuff' (the paper's "
-                         "26 stuff words, the default) or 'none' (no background class)")  # fmt: skip
+        raise ValueError(
+            "--background '' is empty: name the background classes, or use 'stuff' (the paper's "
+            "26 stuff words, the default) or 'none' (no background class)"
+        )
     return {"none": None, "stuff": STUFF_BACKGROUND}.get(text.strip().lower(), text)
 
 

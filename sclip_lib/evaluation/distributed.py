@@ -22,10 +22,10 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -33,9 +33,16 @@ import torch.distributed as dist
 from .loading import BenchmarkData
 
 __all__ = [
-    "Shard", "DistributedError", "context", "launched", "local_device", "shard_rows", "all_reduce_sums",
-    "TIMEOUT_ENV", "INIT_ENV",
-]  # fmt: skip
+    "Shard",
+    "DistributedError",
+    "context",
+    "launched",
+    "local_device",
+    "shard_rows",
+    "all_reduce_sums",
+    "TIMEOUT_ENV",
+    "INIT_ENV",
+]
 
 TIMEOUT_ENV = "SCLIP_DIST_TIMEOUT"
 INIT_ENV = "SCLIP_DIST_INIT"

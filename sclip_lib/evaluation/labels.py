@@ -121,9 +121,26 @@ def reduce_zero_label(num_classes: int) -> LabelMap:
 
 # Cityscapes (cityscapesScripts labels.py): label id -> train id for the 19 evaluated classes.
 CITYSCAPES_LABEL_TO_TRAIN = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}  # fmt: skip
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 
 
 def cityscapes_to_train_ids() -> LabelMap:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import io
 import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -127,7 +127,7 @@ class BenchmarkData:
         rows = itertools.islice(self.rows(), start, None)
         return prefetched(self._decode_or_bad if skip_bad else self.decode, rows, workers)
 
-    def _decode_or_bad(self, row: tuple[str, object, object]) -> "Sample | BadSample":
+    def _decode_or_bad(self, row: tuple[str, object, object]) -> Sample | BadSample:
         try:
             return self.decode(row)
         except SAMPLE_ERRORS as err:
@@ -248,7 +248,10 @@ def _open_dataset(bench: Benchmark, hub: HubSource, folder: Path | None):
             # parquet folders with no config metadata (name= has nothing to select, and the inferred split
             # patterns take every config's files and rename 'val' to 'validation').
             return datasets.load_dataset(
-                hub.repo, revision=hub.revision, data_files={hub.split: hub.data_files}, split=hub.split,
+                hub.repo,
+                revision=hub.revision,
+                data_files={hub.split: hub.data_files},
+                split=hub.split,
                 streaming=True,
             )
         if not list(folder.glob(hub.data_files)):

@@ -31,22 +31,31 @@ import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed
-from .registry import PAPER_ORDER, Benchmark, get_benchmark
-from .loading import BenchmarkData, load_benchmark
-from .protocols import get_protocol
-from .loading import SAMPLE_ERRORS, BadSample
 from ..files import check_output_folder, write_atomic
-from .metrics import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MeanIoU, bootstrap_miou
 from ..segmenter import Segmenter
+from . import distributed
+from .loading import SAMPLE_ERRORS, BadSample, BenchmarkData, load_benchmark
+from .metrics import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MeanIoU, bootstrap_miou
+from .protocols import get_protocol
+from .registry import PAPER_ORDER, Benchmark, get_benchmark
 
-__all__ = ["evaluate", "EvalResult", "SMOKE_WARNING", "summary_rows", "format_table", "write_summary", "write_atomic", "result_stem", "settings_hash"]
+__all__ = [
+    "evaluate",
+    "EvalResult",
+    "SMOKE_WARNING",
+    "summary_rows",
+    "format_table",
+    "write_summary",
+    "write_atomic",
+    "result_stem",
+    "settings_hash",
+]
 
 SMOKE_WARNING = "SMOKE RUN: untrained random weights; these numbers say nothing about the method"
 
@@ -158,13 +167,23 @@ class EvalResult:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "EvalResult":
+    def load(cls, path: str | os.PathLike) -> EvalResult:
         """Read a result written by :meth:`to_json`."""
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         names = {f.name for f in fields(cls)}
         missing = names - set(d)
-        optional = {"model", "warning", "device", "created", "versions", "skipped", "protocol", "published_source",
-                    "per_image", "interval"}  # fmt: skip
+        optional = {
+            "model",
+            "warning",
+            "device",
+            "created",
+            "versions",
+            "skipped",
+            "protocol",
+            "published_source",
+            "per_image",
+            "interval",
+        }
         if missing - optional:
             raise ValueError(f"{path} is not an evaluation result: missing {sorted(missing)}")
         d = {k: v for k, v in d.items() if k in names}
@@ -302,7 +321,11 @@ def evaluate(
             err.add_note(
                 f"progress of {state.images} images saved in {state.path}: rerun with resume=True "
                 "(sclip evaluate --resume) to continue"
-                + ("" if skip_bad or not isinstance(err, SAMPLE_ERRORS) else "; skip_bad=True (--skip-bad) leaves out bad samples")
+                + (
+                    ""
+                    if skip_bad or not isinstance(err, SAMPLE_ERRORS)
+                    else "; skip_bad=True (--skip-bad) leaves out bad samples"
+                )
             )
         raise
     finally:
@@ -338,15 +361,20 @@ def evaluate(
         model=_model_tag(seg),
         warning=SMOKE_WARNING if seg.untrained else None,
         device=str(seg.device),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=_versions(),
         skipped=skipped,
         per_image=per_image,
     )
     if len(per_image) == state.images:
         low, high = result.confidence_interval()
-        result.interval = {"low": low, "high": high, "level": BOOTSTRAP_LEVEL, "resamples": BOOTSTRAP_RESAMPLES,
-                           "seed": BOOTSTRAP_SEED}  # fmt: skip
+        result.interval = {
+            "low": low,
+            "high": high,
+            "level": BOOTSTRAP_LEVEL,
+            "resamples": BOOTSTRAP_RESAMPLES,
+            "seed": BOOTSTRAP_SEED,
+        }
     if folder is not None and shard.is_main:
         result.save(folder, overwrite=overwrite)
     if folder is not None:
@@ -375,7 +403,14 @@ class _Progress:
     FORMAT = 1
 
     def __init__(
-        self, bench: Benchmark, settings: dict, data: dict, model: str, folder: Path | None, resume: bool, part: str = ""
+        self,
+        bench: Benchmark,
+        settings: dict,
+        data: dict,
+        model: str,
+        folder: Path | None,
+        resume: bool,
+        part: str = "",
     ):
         self.key = {"benchmark": bench.name, "settings": settings, "data": data, "model": model}
         self.metric = MeanIoU(bench.num_classes, class_names=bench.class_names)
@@ -425,7 +460,9 @@ class _Progress:
             skipped = saved["skipped"]
             if not (isinstance(rows, int) and isinstance(images, int) and 0 <= images <= rows):
                 raise ValueError(f"{images!r} images in {rows!r} rows")
-            if not isinstance(skipped, list) or not all(isinstance(s, dict) and {"name", "error"} <= s.keys() for s in skipped):
+            if not isinstance(skipped, list) or not all(
+                isinstance(s, dict) and {"name", "error"} <= s.keys() for s in skipped
+            ):
                 raise ValueError("its list of skipped samples is malformed")
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(
@@ -492,8 +529,12 @@ def _published(seg: Segmenter, bench: Benchmark) -> dict:
     if paper is None and released is None:  # this method was not published under this protocol
         return none
     sources = [f"{label}: {p.source}" for label, p in (("paper", paper), ("released", released)) if p]
-    return {"paper_miou": paper.miou if paper else None, "released_miou": released.miou if released else None,
-            "protocol": seg.protocol, "published_source": "; ".join(sources)}  # fmt: skip
+    return {
+        "paper_miou": paper.miou if paper else None,
+        "released_miou": released.miou if released else None,
+        "protocol": seg.protocol,
+        "published_source": "; ".join(sources),
+    }
 
 
 def _segmenter(method, bench: Benchmark, model, device, protocol: str, overrides: dict) -> Segmenter:
@@ -539,8 +580,12 @@ def _versions() -> dict:
 
     from ..version import __version__
 
-    return {"sclip_lib": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "sclip_lib": __version__,
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "python": platform.python_version(),
+    }
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -552,21 +597,27 @@ def summary_rows(results: list[EvalResult]) -> list[dict]:
     order = {name: i for i, name in enumerate(PAPER_ORDER)}
     rows = []
     for r in sorted(results, key=lambda r: order.get(r.benchmark, len(order))):
-        rows.append({
-            "benchmark": get_benchmark(r.benchmark).column,
-            "attention": r.attention,
-            "protocol": r.protocol or "custom",
-            "images": r.num_images,
-            "mIoU": round(r.miou, 2),
-            "95% CI": r.interval_text,
-            "paper": r.paper_miou,
-            "released code": r.released_miou,
-            "s/img": round(r.seconds_per_image, 3),
-            "note": "; ".join(n for n in (
-                "SMOKE (untrained)" if r.untrained else ("subset" if r.data.get("limit") else ""),
-                f"{len(r.skipped)} skipped" if r.skipped else "",
-            ) if n),
-        })  # fmt: skip
+        rows.append(
+            {
+                "benchmark": get_benchmark(r.benchmark).column,
+                "attention": r.attention,
+                "protocol": r.protocol or "custom",
+                "images": r.num_images,
+                "mIoU": round(r.miou, 2),
+                "95% CI": r.interval_text,
+                "paper": r.paper_miou,
+                "released code": r.released_miou,
+                "s/img": round(r.seconds_per_image, 3),
+                "note": "; ".join(
+                    n
+                    for n in (
+                        "SMOKE (untrained)" if r.untrained else ("subset" if r.data.get("limit") else ""),
+                        f"{len(r.skipped)} skipped" if r.skipped else "",
+                    )
+                    if n
+                ),
+            }
+        )
     return rows
 
 

@@ -8,8 +8,8 @@ keeps (resampling images with replacement and recomputing the dataset-level mIoU
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch

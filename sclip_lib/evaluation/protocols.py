@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import difflib
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
@@ -35,16 +35,29 @@ from ..attention import AttentionVariant, get_attention
 from ..segmenter import Settings
 from .published import Published, published
 
-__all__ = ["Protocol", "Published", "PROTOCOLS", "get_protocol", "UnknownProtocolError", "MASKCLIP_TEMPLATES",
-           "DIFFERENCES", "differences_markdown"]
+__all__ = [
+    "Protocol",
+    "Published",
+    "PROTOCOLS",
+    "get_protocol",
+    "UnknownProtocolError",
+    "MASKCLIP_TEMPLATES",
+    "DIFFERENCES",
+    "differences_markdown",
+]
 
 # MaskCLIP's 85 prompt templates (tools/maskclip_utils/prompt_engineering.py, ``prompt_templates``): the
 # 80 OpenAI ImageNet templates plus five scene templates, which are added here.
 MASKCLIP_TEMPLATES = tuple(OPENAI_IMAGENET_TEMPLATES) + tuple(
     (lambda c, t=t: t.format(c))
-    for t in ("there is a {} in the scene.", "there is the {} in the scene.", "this is a {} in the scene.",
-              "this is the {} in the scene.", "this is one {} in the scene.")
-)  # fmt: skip
+    for t in (
+        "there is a {} in the scene.",
+        "there is the {} in the scene.",
+        "this is a {} in the scene.",
+        "this is the {} in the scene.",
+        "this is one {} in the scene.",
+    )
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # MaskCLIP's img_norm_cfg: mean=[123.675, 116.28, 103.53] / 255
 IMAGENET_STD = (0.229, 0.224, 0.225)  # std=[58.395, 57.12, 57.375] / 255
@@ -108,7 +121,7 @@ class Protocol:
         method = self.method if method is None else method
         return published(self.name, method, benchmark.name), published(self.name, method, benchmark.name, "released")
 
-    def attention_for(self, benchmark, attention: "str | AttentionVariant") -> "str | AttentionVariant":
+    def attention_for(self, benchmark, attention: str | AttentionVariant) -> str | AttentionVariant:
         """``attention`` with this protocol's weights for ``benchmark``'s modifiers (names only; a variant
         object keeps its own)."""
         params = self.modifiers.get(benchmark.name)
@@ -145,93 +158,128 @@ _EVERY = ("sclip", "clearclip", "naclip", "maskclip", "resclip")
 _FP16_WEIGHTS = ("sclip", "clearclip", "naclip", "resclip")  # the repositories that cast weights to fp16
 _SCLIP_CODE = ("sclip", "naclip", "resclip")  # SCLIP and the two built on its code (clip/, pamr.py, class files)
 DIFFERENCES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (_EVERY,
-     "Images are resized as float tensors (PyTorch bilinear, no antialias); the authors' pipelines "
-     "resize the uint8 image with OpenCV's `INTER_LINEAR` (mmcv's `Resize`)."),
-    (_EVERY,
-     "Text embeddings come from the installed open_clip's tokenizer and text tower (fp16 autocast on "
-     "CUDA), the prompts of several names encoded together and, where the text tower allows it, cut "
-     "after the longest prompt of each batch (its causal mask makes the cut padding irrelevant). SCLIP, "
-     "NACLIP and ResCLIP encode them with their copy of OpenAI's `clip` package (`clip/`: "
-     "`clip.tokenize`, `encode_text`, one name's 80 prompts at a time); ClearCLIP with its own copy of "
-     "open_clip (`open_clip/`: `tokenizer.tokenize`, `create_model('ViT-B/16', pretrained='openai', "
-     "precision='fp16')`); MaskCLIP precomputed them with OpenAI's `clip` package "
-     "(`tools/maskclip_utils/prompt_engineering.py`) and loads the saved files. Their text towers run "
-     "with the weights cast to fp16 on CUDA."),
-    (_EVERY,
-     "The positional embedding is resized whenever the patch grid differs from the model's; the authors' "
-     "code resizes it only when the token count differs (`if x.shape[1] != "
-     "self.positional_embedding.shape[0]`; MaskCLIP: `if x_len != pos_len`), so a non-square grid with "
-     "the native count, e.g. 7x28 patches, would keep the unresized embedding there. The rule itself is "
-     "the authors' (bicubic, `scale_factor=(g+0.1)/G`, `interpolate_pos_encoding`; MaskCLIP: an explicit "
-     "size, `resize_pos_embed`), and, as there, the embedding stays fp32, is resized in fp32 and only "
-     "then cast to the activations' dtype."),
-    (_FP16_WEIGHTS,
-     "fp16 on CUDA is autocast over fp32 weights: matmuls run in fp16, the last block's attention "
-     "softmax and the patch-text logits in fp32. The authors convert the weights to fp16 "
-     "(`convert_weights` in `clip/model.py`; ClearCLIP: `create_model(..., precision='fp16')`), so their "
-     "activations, attention and patch-text logits are fp16 (their LayerNorm computes in fp32). SCLIP, "
-     "NACLIP and ResCLIP merge the windows into an fp32 canvas, as here."),
-    (_SCLIP_CODE,
-     "COCO-Object: the authors' class file (`configs/cls_coco_object.txt`, the same in SCLIP, NACLIP and "
-     "ResCLIP) lists \"bed\" both among the background words and as class 60; with that duplicate the "
-     "argmax tie always goes to background, so class \"bed\" can never win. The project's list drops \"bed\" "
-     "from the background words (`sclip_lib/evaluation/registry.py`)."),
-    (_SCLIP_CODE,
-     "PAMR is the project's own code of the formulation in the authors' `pamr.py` (the local deviation "
-     "over the 3x3 windows of all dilations together, the CLIP-normalised resized image upsampled as its "
-     "guide; on the final logits, its output cast to fp16 before the softmax under fp16). It is off in "
-     "the SCLIP protocol (as in SCLIP's configs), on in the NACLIP protocol (`pamr_steps=10`, NACLIP's "
-     "default) and in ResCLIP's first pass. Where PAMR raises a `RuntimeError` (e.g. out of memory), "
-     "NACLIP and ResCLIP's first pass go on without it; here it always runs. `pamr_image=\"original\"` "
-     "(the original image in [0, 1], sharper edges) is an option, not the default."),
-    (('naclip', 'resclip'),
-     "NACLIP and ResCLIP renormalise the class probabilities they store after the synonym max "
-     "(`seg_probs /= seg_probs.sum(0, keepdim=True)`, after the argmax and `prob_thd`, so labels are "
-     "unaffected); `Segmenter.probabilities()` here is not renormalised."),
-    (('clearclip',),
-     "Windows whose side is not a multiple of the patch size are zero-padded (centred) there and cropped "
-     "after; here the patch conv drops the trailing pixels and the logits are stretched over the window. "
-     "This only happens where a resized image side is shorter than the 448 crop."),
-    (('clearclip',),
-     "ClearCLIP also casts its input to half (`inputs.half()` in `predict`), so under fp16 it merges the "
-     "windows in an fp16 canvas; here the canvas is fp32."),
-    (('clearclip',),
-     "Class names are split on \", \" here and on \",\" there (the same names after CLIP's whitespace "
-     "cleaning)."),
-    (('clearclip',),
-     "The repository's `configs/base_config.py` ships `model_type='vanilla'`; the protocol runs the "
-     "method the paper describes (`model_type='ClearCLIP'`: q-q attention, no residual, no FFN)."),
-    (('naclip',),
-     "NACLIP adds its Gaussian neighbourhood bias in the activations' dtype (fp16 under fp16: `addition "
-     "... .to(x.dtype)`); here the bias is fp32."),
-    (('maskclip',),
-     "`maskclip` is MaskCLIP's own last block (identity attention, residual and FFN kept around the "
-     "value path: `v = out_proj(v_proj(ln_1(x))) + x`, then `v + ffn(ln_2(v))`). ClearCLIP's "
-     "residual-free re-implementation is `maskclip_no_residual`."),
-    (('maskclip',),
-     "MaskCLIP runs an mmcv port of the OpenAI weights in fp32 whose config "
-     "(`configs/_base_/models/maskclip_vit16.py`) uses exact GELU and LayerNorm eps 1e-6, where the "
-     "weights were trained with QuickGELU and eps 1e-5; here open_clip's model with its own activations "
-     "(fp16 autocast on CUDA)."),
-    (('maskclip',),
-     "The protocol covers the benchmarks MaskCLIP evaluated with ViT-B/16 (VOC20, Context59, COCO-Stuff, "
-     "Cityscapes); key smoothing and prompt denoising (off in those configs) are not implemented."),
-    (('resclip',),
-     "`use_rcs` / `use_sfr` are honoured here; the authors' `resclip_segmentor.py` stores them as "
-     "one-element tuples (`self.use_rcs=use_rcs,`), which are always true, so their code runs both "
-     "modules whatever the flags say. The one-module rows of the book's ablation have no counterpart "
-     "there."),
-    (('resclip',),
-     "ResCLIP casts SFR's affinity to fp16 in every precision (`attn_sfr = attn_sfr.to(torch.float16)` "
-     "in `custom_attn`, `clip/model.py`) before blending it into the logits; here it stays fp32."),
-    (('resclip',),
-     "SFR's first pass refines each window's logits with the project's PAMR (the authors' formulation, "
-     "as above) and runs in fp32 after the encoder; under fp16 ResCLIP's `create_logit_temp` computes "
-     "its patch logits and their softmax in fp16 (PAMR in between in fp32) and `create_patch_matrix` "
-     "applies `temp_thd` to those fp16 probabilities. On a GPU the windows of an image go through the "
-     "first pass together (in chunks of bounded memory), on a CPU one by one (same result)."),
-)  # fmt: skip
+    (
+        _EVERY,
+        "Images are resized as float tensors (PyTorch bilinear, no antialias); the authors' pipelines "
+        "resize the uint8 image with OpenCV's `INTER_LINEAR` (mmcv's `Resize`).",
+    ),
+    (
+        _EVERY,
+        "Text embeddings come from the installed open_clip's tokenizer and text tower (fp16 autocast on "
+        "CUDA), the prompts of several names encoded together and, where the text tower allows it, cut "
+        "after the longest prompt of each batch (its causal mask makes the cut padding irrelevant). SCLIP, "
+        "NACLIP and ResCLIP encode them with their copy of OpenAI's `clip` package (`clip/`: "
+        "`clip.tokenize`, `encode_text`, one name's 80 prompts at a time); ClearCLIP with its own copy of "
+        "open_clip (`open_clip/`: `tokenizer.tokenize`, `create_model('ViT-B/16', pretrained='openai', "
+        "precision='fp16')`); MaskCLIP precomputed them with OpenAI's `clip` package "
+        "(`tools/maskclip_utils/prompt_engineering.py`) and loads the saved files. Their text towers run "
+        "with the weights cast to fp16 on CUDA.",
+    ),
+    (
+        _EVERY,
+        "The positional embedding is resized whenever the patch grid differs from the model's; the authors' "
+        "code resizes it only when the token count differs (`if x.shape[1] != "
+        "self.positional_embedding.shape[0]`; MaskCLIP: `if x_len != pos_len`), so a non-square grid with "
+        "the native count, e.g. 7x28 patches, would keep the unresized embedding there. The rule itself is "
+        "the authors' (bicubic, `scale_factor=(g+0.1)/G`, `interpolate_pos_encoding`; MaskCLIP: an explicit "
+        "size, `resize_pos_embed`), and, as there, the embedding stays fp32, is resized in fp32 and only "
+        "then cast to the activations' dtype.",
+    ),
+    (
+        _FP16_WEIGHTS,
+        "fp16 on CUDA is autocast over fp32 weights: matmuls run in fp16, the last block's attention "
+        "softmax and the patch-text logits in fp32. The authors convert the weights to fp16 "
+        "(`convert_weights` in `clip/model.py`; ClearCLIP: `create_model(..., precision='fp16')`), so their "
+        "activations, attention and patch-text logits are fp16 (their LayerNorm computes in fp32). SCLIP, "
+        "NACLIP and ResCLIP merge the windows into an fp32 canvas, as here.",
+    ),
+    (
+        _SCLIP_CODE,
+        "COCO-Object: the authors' class file (`configs/cls_coco_object.txt`, the same in SCLIP, NACLIP and "
+        'ResCLIP) lists "bed" both among the background words and as class 60; with that duplicate the '
+        'argmax tie always goes to background, so class "bed" can never win. The project\'s list drops "bed" '
+        "from the background words (`sclip_lib/evaluation/registry.py`).",
+    ),
+    (
+        _SCLIP_CODE,
+        "PAMR is the project's own code of the formulation in the authors' `pamr.py` (the local deviation "
+        "over the 3x3 windows of all dilations together, the CLIP-normalised resized image upsampled as its "
+        "guide; on the final logits, its output cast to fp16 before the softmax under fp16). It is off in "
+        "the SCLIP protocol (as in SCLIP's configs), on in the NACLIP protocol (`pamr_steps=10`, NACLIP's "
+        "default) and in ResCLIP's first pass. Where PAMR raises a `RuntimeError` (e.g. out of memory), "
+        'NACLIP and ResCLIP\'s first pass go on without it; here it always runs. `pamr_image="original"` '
+        "(the original image in [0, 1], sharper edges) is an option, not the default.",
+    ),
+    (
+        ("naclip", "resclip"),
+        "NACLIP and ResCLIP renormalise the class probabilities they store after the synonym max "
+        "(`seg_probs /= seg_probs.sum(0, keepdim=True)`, after the argmax and `prob_thd`, so labels are "
+        "unaffected); `Segmenter.probabilities()` here is not renormalised.",
+    ),
+    (
+        ("clearclip",),
+        "Windows whose side is not a multiple of the patch size are zero-padded (centred) there and cropped "
+        "after; here the patch conv drops the trailing pixels and the logits are stretched over the window. "
+        "This only happens where a resized image side is shorter than the 448 crop.",
+    ),
+    (
+        ("clearclip",),
+        "ClearCLIP also casts its input to half (`inputs.half()` in `predict`), so under fp16 it merges the "
+        "windows in an fp16 canvas; here the canvas is fp32.",
+    ),
+    (
+        ("clearclip",),
+        'Class names are split on ", " here and on "," there (the same names after CLIP\'s whitespace cleaning).',
+    ),
+    (
+        ("clearclip",),
+        "The repository's `configs/base_config.py` ships `model_type='vanilla'`; the protocol runs the "
+        "method the paper describes (`model_type='ClearCLIP'`: q-q attention, no residual, no FFN).",
+    ),
+    (
+        ("naclip",),
+        "NACLIP adds its Gaussian neighbourhood bias in the activations' dtype (fp16 under fp16: `addition "
+        "... .to(x.dtype)`); here the bias is fp32.",
+    ),
+    (
+        ("maskclip",),
+        "`maskclip` is MaskCLIP's own last block (identity attention, residual and FFN kept around the "
+        "value path: `v = out_proj(v_proj(ln_1(x))) + x`, then `v + ffn(ln_2(v))`). ClearCLIP's "
+        "residual-free re-implementation is `maskclip_no_residual`.",
+    ),
+    (
+        ("maskclip",),
+        "MaskCLIP runs an mmcv port of the OpenAI weights in fp32 whose config "
+        "(`configs/_base_/models/maskclip_vit16.py`) uses exact GELU and LayerNorm eps 1e-6, where the "
+        "weights were trained with QuickGELU and eps 1e-5; here open_clip's model with its own activations "
+        "(fp16 autocast on CUDA).",
+    ),
+    (
+        ("maskclip",),
+        "The protocol covers the benchmarks MaskCLIP evaluated with ViT-B/16 (VOC20, Context59, COCO-Stuff, "
+        "Cityscapes); key smoothing and prompt denoising (off in those configs) are not implemented.",
+    ),
+    (
+        ("resclip",),
+        "`use_rcs` / `use_sfr` are honoured here; the authors' `resclip_segmentor.py` stores them as "
+        "one-element tuples (`self.use_rcs=use_rcs,`), which are always true, so their code runs both "
+        "modules whatever the flags say. The one-module rows of the book's ablation have no counterpart "
+        "there.",
+    ),
+    (
+        ("resclip",),
+        "ResCLIP casts SFR's affinity to fp16 in every precision (`attn_sfr = attn_sfr.to(torch.float16)` "
+        "in `custom_attn`, `clip/model.py`) before blending it into the logits; here it stays fp32.",
+    ),
+    (
+        ("resclip",),
+        "SFR's first pass refines each window's logits with the project's PAMR (the authors' formulation, "
+        "as above) and runs in fp32 after the encoder; under fp16 ResCLIP's `create_logit_temp` computes "
+        "its patch logits and their softmax in fp16 (PAMR in between in fp32) and `create_patch_matrix` "
+        "applies `temp_thd` to those fp16 probabilities. On a GPU the windows of an image go through the "
+        "first pass together (in chunks of bounded memory), on a CPU one by one (same result).",
+    ),
+)
 
 
 def _differences_of(protocol: str) -> tuple[str, ...]:
@@ -257,11 +305,22 @@ _CLEARCLIP = Protocol(
     method="clearclip",
     title="ClearCLIP protocol",
     source="mc-lan/ClearCLIP configs/cfg_*.py, configs/cls_*.txt, clearclip_segmentor.py",
-    settings=_derive(_CLEAR_BASE, voc21={"prob_thd": 0.5}, context60={"prob_thd": 0.15},
-                     coco_object={"prob_thd": 0.4}, voc20={}, context59={}, coco_stuff={},
-                     cityscapes={"crop": 224}, ade20k={}),  # fmt: skip
-    class_files={"voc21": "clearclip/voc21.txt", "voc20": "clearclip/voc20.txt",
-                 "coco_object": "clearclip/coco_object.txt"},  # fmt: skip
+    settings=_derive(
+        _CLEAR_BASE,
+        voc21={"prob_thd": 0.5},
+        context60={"prob_thd": 0.15},
+        coco_object={"prob_thd": 0.4},
+        voc20={},
+        context59={},
+        coco_stuff={},
+        cityscapes={"crop": 224},
+        ade20k={},
+    ),
+    class_files={
+        "voc21": "clearclip/voc21.txt",
+        "voc20": "clearclip/voc20.txt",
+        "coco_object": "clearclip/coco_object.txt",
+    },
     precision="fp16",  # create_model(..., precision='fp16') and inputs.half() (on CUDA; fp32 on a CPU)
     differences=_differences_of("clearclip"),
     commit="ad68a404d55d48d27330b93554eb64a234ff717f",
@@ -277,9 +336,17 @@ _NACLIP = Protocol(
     method="naclip",
     title="NACLIP protocol",
     source="sinahmr/NACLIP configs/cfg_*.py, naclip.py, eval.py, test_all.sh",
-    settings=_derive(_NA_BASE, voc21={"prob_thd": 0.1, "inference": "whole"}, context60={"prob_thd": 0.1},
-                     coco_object={"prob_thd": 0.1}, voc20={"inference": "whole"}, context59={},
-                     coco_stuff={}, cityscapes={"short_side": 560}, ade20k={}),  # fmt: skip
+    settings=_derive(
+        _NA_BASE,
+        voc21={"prob_thd": 0.1, "inference": "whole"},
+        context60={"prob_thd": 0.1},
+        coco_object={"prob_thd": 0.1},
+        voc20={"inference": "whole"},
+        context59={},
+        coco_stuff={},
+        cityscapes={"short_side": 560},
+        ade20k={},
+    ),
     differences=_differences_of("naclip"),
     commit="0cac3a651f753b11315ea799cfbfabf79da1bd76",
 )
@@ -290,16 +357,28 @@ _NACLIP = Protocol(
 # (1024, 512), all keep_ratio; ImageNet mean/std; pos_embed resized to an explicit size
 # (resize_pos_embed); argmax of the cosine logits, no thresholds. The argmax ignores the logit scale;
 # 100 (the scale of MaskClipHead.refine_output) only shapes Segmenter.probabilities().
-_MASK_BASE = Settings(short_side=512, long_side=2048, inference="whole", logit_scale=100.0,
-                      pos_resize="size", mean=IMAGENET_MEAN, std=IMAGENET_STD)  # fmt: skip
+_MASK_BASE = Settings(
+    short_side=512,
+    long_side=2048,
+    inference="whole",
+    logit_scale=100.0,
+    pos_resize="size",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
 _MASKCLIP = Protocol(
     name="maskclip",
     method="maskclip",
     title="MaskCLIP protocol",
     source="chongzhou96/MaskCLIP configs/maskclip/maskclip_vit16_*.py, configs/_base_/, "
     "tools/maskclip_utils/prompt_engineering.py",
-    settings=_derive(_MASK_BASE, voc20={}, context59={"short_side": 520, "long_side": 520}, coco_stuff={},
-                     cityscapes={"short_side": 512, "long_side": 1024}),  # fmt: skip
+    settings=_derive(
+        _MASK_BASE,
+        voc20={},
+        context59={"short_side": 520, "long_side": 520},
+        coco_stuff={},
+        cityscapes={"short_side": 512, "long_side": 1024},
+    ),
     class_files={n: f"maskclip/{n}.txt" for n in ("voc20", "context59", "coco_stuff", "cityscapes")},
     templates=MASKCLIP_TEMPLATES,
     differences=_differences_of("maskclip"),
@@ -326,10 +405,14 @@ _RESCLIP = Protocol(
     method="naclip+rcs+sfr",  # the paper's main method (test_all.sh: `wo_resi resclip`)
     title="ResCLIP protocol",
     source="yvhangyang/ResCLIP configs/cfg_*.py, resclip_segmentor.py, test_all.sh, README",
-    settings={name: replace(_RES_BASE, prob_thd=prob, short_side=short, inference="whole" if whole else "slide")
-              for name, (prob, _, _, _, whole, short) in _RES.items()},  # fmt: skip
-    modifiers={name: {"rcs": {"weights": rcs}, "sfr": {"weights": sfr, "temp_thd": temp}}
-               for name, (_, temp, rcs, sfr, _, _) in _RES.items()},  # fmt: skip
+    settings={
+        name: replace(_RES_BASE, prob_thd=prob, short_side=short, inference="whole" if whole else "slide")
+        for name, (prob, _, _, _, whole, short) in _RES.items()
+    },
+    modifiers={
+        name: {"rcs": {"weights": rcs}, "sfr": {"weights": sfr, "temp_thd": temp}}
+        for name, (_, temp, rcs, sfr, _, _) in _RES.items()
+    },
     differences=_differences_of("resclip"),
     commit="0e085f7f52f06098b383599e9653cd28cc665a8c",
 )
@@ -341,6 +424,7 @@ def differences_markdown(width: int = 105) -> str:
     """The README's "what still differs" lists, from :data:`DIFFERENCES`: the commits read, then one list
     per set of protocols (every protocol first), in the order the table first names each set; lines wrapped
     at ``width``."""
+
     def method(name: str) -> str:
         return PROTOCOLS[name].title.removesuffix(" protocol")
 
@@ -348,8 +432,9 @@ def differences_markdown(width: int = 105) -> str:
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
     def wrap(text: str, first: str = "", rest: str = "") -> list[str]:
-        return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
-                             break_long_words=False, break_on_hyphens=False)  # fmt: skip
+        return textwrap.wrap(
+            text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+        )
 
     commits = [f"{method(p.name)} `{p.repository}` at `{p.commit[:7]}`" for p in PROTOCOLS.values()]
     lines = wrap(f"Read from the authors' code at these commits (`Protocol.commit`): {join(commits)}.")

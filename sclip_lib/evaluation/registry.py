@@ -19,7 +19,15 @@ from . import labels as L
 from .protocols import get_protocol
 from .published import published
 
-__all__ = ["Benchmark", "HubSource", "BENCHMARKS", "PAPER_ORDER", "UnknownBenchmarkError", "get_benchmark", "read_classes"]
+__all__ = [
+    "Benchmark",
+    "HubSource",
+    "BENCHMARKS",
+    "PAPER_ORDER",
+    "UnknownBenchmarkError",
+    "get_benchmark",
+    "read_classes",
+]
 
 
 class UnknownBenchmarkError(KeyError):
@@ -123,15 +131,21 @@ class Benchmark:
         """
         proto = get_protocol(protocol)
         settings = proto.settings_for(self)
-        lines = self.class_lines if proto.class_file(self) == (self.class_file or f"{self.name}.txt") else \
-            read_classes(proto.class_file(self))  # fmt: skip
+        lines = (
+            self.class_lines
+            if proto.class_file(self) == (self.class_file or f"{self.name}.txt")
+            else read_classes(proto.class_file(self))
+        )
         if len(lines) != self.num_classes:
-            raise ValueError(f"{proto.class_file(self)} lists {len(lines)} classes, {self.name} scores {self.num_classes}")
+            raise ValueError(
+                f"{proto.class_file(self)} lists {len(lines)} classes, {self.name} scores {self.num_classes}"
+            )
         background = lines[0] if self.has_background else None
         classes = lines[1:] if self.has_background else list(lines)
         options = {**proto.segmenter_options(), **overrides}
-        seg = Segmenter(model, classes, proto.attention_for(self, attention), background=background, settings=settings,
-                        **options)  # fmt: skip
+        seg = Segmenter(
+            model, classes, proto.attention_for(self, attention), background=background, settings=settings, **options
+        )
         # a run is "under the protocol" only if no override changed what shapes its numbers
         follows = _follows(seg, settings, proto.segmenter_options()) and _same_modifiers(seg, proto, self)
         seg.protocol = proto.name if follows else None
@@ -174,54 +188,143 @@ def _settings(short_side: int, logit_scale: float, prob_thd: float = 0.0, area_t
 
 
 _VOC_HUB = HubSource(
-    "nateraw/pascal-voc-2012", "val", "image", "mask", "data/val-*.parquet", mask_mode="P",
+    "nateraw/pascal-voc-2012",
+    "val",
+    "image",
+    "mask",
+    "data/val-*.parquet",
+    mask_mode="P",
     schema="card: columns image and mask (both Image), splits train/val, 1449 val rows; guess: the parquet "
-           "file names and palette ('P') masks as in VOC's SegmentationClass",
+    "file names and palette ('P') masks as in VOC's SegmentationClass",
     siblings=("data/train-00000-of-00001.parquet",),
 )
 _COCO_HUB = HubSource(
-    "GATE-engine/COCOStuff164K", "val", "image", "mask", "default/val/*.parquet", revision="refs/convert/parquet",
+    "GATE-engine/COCOStuff164K",
+    "val",
+    "image",
+    "mask",
+    "default/val/*.parquet",
+    revision="refs/convert/parquet",
     note="~2.4 GB for the 5000 val images; masks are expected to be the official stuff-thing maps",
     schema="guess: config 'default', split folder 'val', columns image and mask, grey ('L') stuff-thing maps",
     siblings=("default/train/0000.parquet",),
-)  # fmt: skip
+)
 _NO_CONTEXT_HUB = None  # PASCAL Context: no usable hub copy; pass source= a local folder
 
 _BENCHMARKS = [
-    Benchmark("voc21", "PASCAL VOC 2012 val, 20 classes + background", "VOC21", 1449, L.identity(21),
-              _settings(336, 65, 0.1, 0.1), True, _VOC_HUB, "voc"),
-    Benchmark("context60", "PASCAL Context val, 59 classes + background", "C60", 5105, L.identity(60),
-              _settings(336, 50, 0.1), True, _NO_CONTEXT_HUB, "context"),
+    Benchmark(
+        "voc21",
+        "PASCAL VOC 2012 val, 20 classes + background",
+        "VOC21",
+        1449,
+        L.identity(21),
+        _settings(336, 65, 0.1, 0.1),
+        True,
+        _VOC_HUB,
+        "voc",
+    ),
+    Benchmark(
+        "context60",
+        "PASCAL Context val, 59 classes + background",
+        "C60",
+        5105,
+        L.identity(60),
+        _settings(336, 50, 0.1),
+        True,
+        _NO_CONTEXT_HUB,
+        "context",
+    ),
     # COCO-Object's class file drops "bed" from the authors' background words (a deliberate deviation):
     # "bed" is also class 60, and with the duplicate the argmax tie always gave the background.
-    Benchmark("coco_object", "COCO-Object (COCO val2017), 80 things + background", "Obj", 5000, L.coco_object_81(),
-              _settings(336, 50, 0.1), True, _COCO_HUB, "coco"),
-    Benchmark("voc20", "PASCAL VOC 2012 val, 20 classes, background ignored", "VOC20", 1449,
-              L.reduce_zero_label(20), _settings(336, 40), False, _VOC_HUB, "voc"),
-    Benchmark("context59", "PASCAL Context val, 59 classes, background ignored", "C59", 5105,
-              L.reduce_zero_label(59), _settings(336, 40), False, _NO_CONTEXT_HUB, "context"),
-    Benchmark("coco_stuff", "COCO-Stuff 164k val2017, 171 classes", "Stuff", 5000, L.coco_stuff_171(),
-              _settings(448, 40), False, _COCO_HUB, "coco"),
-    Benchmark("cityscapes", "Cityscapes val, 19 classes", "City", 500, L.cityscapes_to_train_ids(),
-              _settings(560, 40), False,
-              HubSource("Chris1/cityscapes", "validation", "image", "semantic_segmentation",
-                        "data/validation-*.parquet",
-                        note="the Cityscapes licence forbids redistribution: load it, never ship it",
-                        schema="guess: columns image and semantic_segmentation, grey ('L') label-id masks, "
-                               "parquet files under data/",
-                        siblings=("data/train-00000-of-00001.parquet",)),
-              "cityscapes"),
-    Benchmark("ade20k", "ADE20K (SceneParse150) val, 150 classes", "ADE", 2000, L.reduce_zero_label(150),
-              _settings(336, 40), False,
-              HubSource("zhoubolei/scene_parse_150", "validation", "image", "annotation",
-                        "scene_parsing/validation/*.parquet", revision="refs/convert/parquet",
-                        note="the main branch holds a loading script, which datasets no longer runs",
-                        schema="card: configs scene_parsing and instance_segmentation, columns image and "
-                               "annotation; the converter's layout <config>/<split>/NNNN.parquet; guess: "
-                               "grey ('L') annotations 0..150 as in ADEChallengeData2016",
-                        siblings=("scene_parsing/train/0000.parquet", "instance_segmentation/validation/0000.parquet")),
-              "ade20k"),
-]  # fmt: skip
+    Benchmark(
+        "coco_object",
+        "COCO-Object (COCO val2017), 80 things + background",
+        "Obj",
+        5000,
+        L.coco_object_81(),
+        _settings(336, 50, 0.1),
+        True,
+        _COCO_HUB,
+        "coco",
+    ),
+    Benchmark(
+        "voc20",
+        "PASCAL VOC 2012 val, 20 classes, background ignored",
+        "VOC20",
+        1449,
+        L.reduce_zero_label(20),
+        _settings(336, 40),
+        False,
+        _VOC_HUB,
+        "voc",
+    ),
+    Benchmark(
+        "context59",
+        "PASCAL Context val, 59 classes, background ignored",
+        "C59",
+        5105,
+        L.reduce_zero_label(59),
+        _settings(336, 40),
+        False,
+        _NO_CONTEXT_HUB,
+        "context",
+    ),
+    Benchmark(
+        "coco_stuff",
+        "COCO-Stuff 164k val2017, 171 classes",
+        "Stuff",
+        5000,
+        L.coco_stuff_171(),
+        _settings(448, 40),
+        False,
+        _COCO_HUB,
+        "coco",
+    ),
+    Benchmark(
+        "cityscapes",
+        "Cityscapes val, 19 classes",
+        "City",
+        500,
+        L.cityscapes_to_train_ids(),
+        _settings(560, 40),
+        False,
+        HubSource(
+            "Chris1/cityscapes",
+            "validation",
+            "image",
+            "semantic_segmentation",
+            "data/validation-*.parquet",
+            note="the Cityscapes licence forbids redistribution: load it, never ship it",
+            schema="guess: columns image and semantic_segmentation, grey ('L') label-id masks, "
+            "parquet files under data/",
+            siblings=("data/train-00000-of-00001.parquet",),
+        ),
+        "cityscapes",
+    ),
+    Benchmark(
+        "ade20k",
+        "ADE20K (SceneParse150) val, 150 classes",
+        "ADE",
+        2000,
+        L.reduce_zero_label(150),
+        _settings(336, 40),
+        False,
+        HubSource(
+            "zhoubolei/scene_parse_150",
+            "validation",
+            "image",
+            "annotation",
+            "scene_parsing/validation/*.parquet",
+            revision="refs/convert/parquet",
+            note="the main branch holds a loading script, which datasets no longer runs",
+            schema="card: configs scene_parsing and instance_segmentation, columns image and "
+            "annotation; the converter's layout <config>/<split>/NNNN.parquet; guess: "
+            "grey ('L') annotations 0..150 as in ADEChallengeData2016",
+            siblings=("scene_parsing/train/0000.parquet", "instance_segmentation/validation/0000.parquet"),
+        ),
+        "ade20k",
+    ),
+]
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in _BENCHMARKS}
 # The paper's column order: VOC21, C60, Obj (with background), then VOC20, C59, Stuff, City, ADE.

@@ -21,8 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="sclip-local-hub", help="folder of the repos (built there if missing)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--rows", type=int, default=8, help="rows per benchmark split when building (default 8)")
-    parser.add_argument("--models", default="ViT-B-16,ViT-B-32",
-                        help="open_clip models whose 'openai' weights to build (comma separated)")
+    parser.add_argument(
+        "--models",
+        default="ViT-B-16,ViT-B-32",
+        help="open_clip models whose 'openai' weights to build (comma separated)",
+    )
     parser.add_argument("--small-images", action="store_true", help="small synthetic images (quick builds)")
     parser.add_argument("--no-build", action="store_true", help="serve --root as it is")
     parser.add_argument("--verbose", action="store_true", help="log every request")
@@ -30,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root).resolve()
     if not args.no_build:
         print(f"building repos in {root} ...", flush=True)
-        build_hub(root, models=[m for m in args.models.split(",") if m], rows=args.rows,
-                  small_images=args.small_images)  # fmt: skip
+        build_hub(root, models=[m for m in args.models.split(",") if m], rows=args.rows, small_images=args.small_images)
     elif not root.is_dir():
         print(f"error: --root {root} is not a folder; drop --no-build to build the repos there", file=sys.stderr)
         return 2

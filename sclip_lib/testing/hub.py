@@ -25,8 +25,6 @@ By hand (builds the repos the project needs, then serves them until Ctrl-C)::
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import hashlib
 import http.server
 import json
@@ -179,7 +177,7 @@ def _repo_not_found() -> _HubError:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    hub: "LocalHub"  # set on the subclass made per server
+    hub: LocalHub  # set on the subclass made per server
     cdn: bool = False
 
     def log_message(self, fmt, *args):  # quiet by default; --verbose turns it on
@@ -210,8 +208,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             kind = "datasets" if parts[0] == "datasets" else "models"
             rest = parts[1:] if kind == "datasets" else parts
             if len(rest) >= 5 and rest[2] == "resolve":
-                return self._resolve(kind, f"{unquote(rest[0])}/{unquote(rest[1])}", unquote(rest[3]),
-                                     "/".join(unquote(p) for p in rest[4:]), head)  # fmt: skip
+                return self._resolve(
+                    kind,
+                    f"{unquote(rest[0])}/{unquote(rest[1])}",
+                    unquote(rest[3]),
+                    "/".join(unquote(p) for p in rest[4:]),
+                    head,
+                )
             raise _HubError(404, "", "Sorry, we can't find the page you are looking for.")
         except _HubError as e:
             self._error(e, head)
@@ -235,8 +238,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         size = path.stat().st_size
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
         if is_lfs(path):  # large files live on the CDN: the hub redirects there and names the blob
-            headers.update({"X-Linked-Etag": f'"{sha256}"', "X-Linked-Size": str(size), "ETag": f'"{blob}"',
-                            "Location": f"{self.hub.cdn_url}/blobs/{sha256}"})  # fmt: skip
+            headers.update(
+                {
+                    "X-Linked-Etag": f'"{sha256}"',
+                    "X-Linked-Size": str(size),
+                    "ETag": f'"{blob}"',
+                    "Location": f"{self.hub.cdn_url}/blobs/{sha256}",
+                }
+            )
             return self._send(302, b"", headers, head)
         headers["ETag"] = f'"{blob}"'
         self._send_file(path, headers, head)
@@ -289,11 +298,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if action == "revision":
             files = sorted(_Files.files(folder))
             info = {
-                "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24], "id": repo_id, "author": repo_id.split("/")[0],
-                "sha": commit, "lastModified": _DATE, "createdAt": _DATE, "private": False, "gated": False,
-                "disabled": False, "downloads": 0, "likes": 0, "tags": [], "cardData": {},
+                "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
+                "id": repo_id,
+                "author": repo_id.split("/")[0],
+                "sha": commit,
+                "lastModified": _DATE,
+                "createdAt": _DATE,
+                "private": False,
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "cardData": {},
                 "siblings": [{"rfilename": f} for f in files],
-            }  # fmt: skip
+            }
             if kind == "models":
                 info["modelId"] = repo_id
             return self._json(info)
@@ -301,7 +320,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             rel = "/".join(unquote(p) for p in rest[1:]).strip("/")
             base = folder / rel
             if not base.is_dir():
-                raise _HubError(404, "EntryNotFound", f"{rel} does not exist on \"{rev}\"", commit)
+                raise _HubError(404, "EntryNotFound", f'{rel} does not exist on "{rev}"', commit)
             recursive = _true(query.get("recursive", ["false"])[-1])
             children = sorted(base.rglob("*") if recursive else base.iterdir())
             entries = [self.hub.files.entry(folder, c.relative_to(folder).as_posix(), expand, commit) for c in children]
@@ -347,8 +366,9 @@ class LocalHub:
     request path, for tests.
     """
 
-    def __init__(self, root: str | os.PathLike, *, port: int = 0, sock: socket.socket | None = None,
-                 verbose: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, root: str | os.PathLike, *, port: int = 0, sock: socket.socket | None = None, verbose: bool = False
+    ) -> None:
         self.files = _Files(Path(root))
         self.verbose = verbose
         self.requests: list[str] = []
@@ -373,7 +393,7 @@ class LocalHub:
     def cdn_url(self) -> str:
         return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         for server in self._servers:
             server.daemon_threads = True
             server.server_activate()  # listen(); a no-op for sockets already listening
@@ -390,7 +410,7 @@ class LocalHub:
             t.join(timeout=5)
         self._threads.clear()
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -55,7 +55,9 @@ def weights_repo(model: str, tag: str = "openai", fmt: str = "safetensors") -> t
     return repo, filename
 
 
-def build_weights(root: Path, model: str, tag: str = "openai", fmt: str = "safetensors", seed: int = WEIGHTS_SEED) -> Path:
+def build_weights(
+    root: Path, model: str, tag: str = "openai", fmt: str = "safetensors", seed: int = WEIGHTS_SEED
+) -> Path:
     """Seeded random weights for ``model`` where open_clip looks for ``tag``'s, as an open_clip state dict."""
     import open_clip
     import torch
@@ -116,10 +118,19 @@ def _real_rows(layout: str, shared: Path | None) -> list[tuple[bytes, bytes]]:
         return []
     if layout == "voc" and (shared / "voc2012").is_dir():
         ids = sorted((p.name[: -len("_image.png")] for p in (shared / "voc2012").glob("*_image.png")), key=int)
-        return [((shared / "voc2012" / f"{i}_image.png").read_bytes(), (shared / "voc2012" / f"{i}_label.png").read_bytes()) for i in ids]
+        return [
+            ((shared / "voc2012" / f"{i}_image.png").read_bytes(), (shared / "voc2012" / f"{i}_label.png").read_bytes())
+            for i in ids
+        ]
     if layout == "ade20k" and (shared / "ade20k").is_dir():
         names = sorted(p.stem for p in (shared / "ade20k" / "images").glob("*.jpg"))
-        return [((shared / "ade20k" / "images" / f"{n}.jpg").read_bytes(), (shared / "ade20k" / "annotations" / f"{n}.png").read_bytes()) for n in names]
+        return [
+            (
+                (shared / "ade20k" / "images" / f"{n}.jpg").read_bytes(),
+                (shared / "ade20k" / "annotations" / f"{n}.png").read_bytes(),
+            )
+            for n in names
+        ]
     if layout == "coco" and (shared / "coco" / "000000039769.png").is_file():
         from ..evaluation.labels import coco_stuff_171
 
@@ -165,12 +176,17 @@ def _card(hub, splits: dict[str, tuple[str, int, int]]) -> str:
         lines += [f"  - name: {split}", f"    num_bytes: {size}", f"    num_examples: {n}"]
     lines += ["configs:", "- config_name: default", "  data_files:"]
     for split, (pattern, _, _) in splits.items():
-        lines += [f"  - split: {split}", f"    path: {pattern.rsplit('.', 1)[0] if pattern.endswith('*.parquet') else pattern}"]
+        lines += [
+            f"  - split: {split}",
+            f"    path: {pattern.rsplit('.', 1)[0] if pattern.endswith('*.parquet') else pattern}",
+        ]
     lines += ["---", "", f"Local stand-in for {hub.repo}, built by sclip_lib.testing.hub_repos: placeholder data.", ""]
     return "\n".join(lines)
 
 
-def build_benchmark_repos(root: Path, rows: int = 4, small_images: bool = True, shared: Path | None = None) -> dict[str, Path]:
+def build_benchmark_repos(
+    root: Path, rows: int = 4, small_images: bool = True, shared: Path | None = None
+) -> dict[str, Path]:
     """Every benchmark repo of the registry under ``root/datasets``; returns {repo id: revision folder}.
     Rows come from the real samples in ``shared`` (default ``$SCLIP_SAMPLES_DIR``) where present."""
     from ..evaluation.registry import BENCHMARKS
@@ -209,14 +225,24 @@ def build_benchmark_repos(root: Path, rows: int = 4, small_images: bool = True, 
     return built
 
 
-def build_hub(root: str | os.PathLike, models=("ViT-B-16", "ViT-B-32"), rows: int = 4, small_images: bool = True,
-              shared: Path | None = None, formats: dict[str, str] | None = None) -> Path:  # fmt: skip
+def build_hub(
+    root: str | os.PathLike,
+    models=("ViT-B-16", "ViT-B-32"),
+    rows: int = 4,
+    small_images: bool = True,
+    shared: Path | None = None,
+    formats: dict[str, str] | None = None,
+) -> Path:
     """Weights for ``models`` and every benchmark repo under ``root``; skipped when already built alike."""
     root = Path(root)
     formats = formats or {}
     stamp = root / ".sclip-local-hub.json"
-    spec = {"models": {m: formats.get(m, "safetensors") for m in models}, "rows": rows, "small_images": small_images,
-            "shared": str(shared) if shared and shared.is_dir() else None}  # fmt: skip
+    spec = {
+        "models": {m: formats.get(m, "safetensors") for m in models},
+        "rows": rows,
+        "small_images": small_images,
+        "shared": str(shared) if shared and shared.is_dir() else None,
+    }
     if stamp.is_file() and json.loads(stamp.read_text()) == spec:
         return root
     root.mkdir(parents=True, exist_ok=True)
