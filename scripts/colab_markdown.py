@@ -231,7 +231,8 @@ def _directive(
         module = re.match(r"^(?:\.\./)?(sclip_lib/[\w/]+)\.py$", arg.strip())
         if not (obj and module):
             raise ConversionError(f"literalinclude {arg!r}: only `:pyobject:` of a sclip_lib module has a Colab form")
-        return [("code", f'book.show_source("{module.group(1).replace("/", ".")}.{obj}")')]
+        dotted = module.group(1).removesuffix("/__init__").replace("/", ".")  # a package's own file: its name
+        return [("code", f'book.show_source("{dotted}.{obj}")')]
     if name == "admonition" or name in ADMONITIONS:
         title = arg.strip() or name.capitalize()
         if "dropdown" in options.get("class", ""):
