@@ -1,4 +1,4 @@
-"""Packed windows (``predict_packed``) against one image at a time (``Segmenter.predict``); prints images/s.
+"""Packed windows (``Segmenter.predict_many``) against one image at a time (``Segmenter.predict``); prints images/s.
 
     python benchmarks/bench_packing.py [--device cuda] [--images 8] [--repeats 2]
 
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 import sclip_lib as sl
-from sclip_lib.packing import predict_packed
 
 warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
 ONE_TEMPLATE = ("a photo of a {}.",)
@@ -52,7 +51,7 @@ def compare(seg: sl.Segmenter, images: list[np.ndarray], repeats: int) -> dict:
     """Images/s one at a time and packed, and how many masks are identical."""
     seg.stages.text_features()
     single, a = images_per_second(lambda: [seg.predict(im) for im in images], len(images), seg.device, repeats)
-    packed, b = images_per_second(lambda: [m for _, m in predict_packed(seg, images)], len(images), seg.device, repeats)
+    packed, b = images_per_second(lambda: [m for _, m in seg.predict_many(images)], len(images), seg.device, repeats)
     same = sum(torch.equal(x, y) for x, y in zip(a, b))
     agree = float(np.mean([(x == y).float().mean().item() for x, y in zip(a, b)]))
     return {"single": single, "packed": packed, "identical": same, "n": len(images), "pixel_agreement": agree}

@@ -42,7 +42,6 @@ from bench_packing import compare, report  # noqa: E402
 from bench_segmenter import batching  # noqa: E402
 
 import sclip_lib as sl  # noqa: E402
-from sclip_lib.packing import predict_packed  # noqa: E402
 from sclip_lib.text import _CACHE as text_cache  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
@@ -232,10 +231,10 @@ def sharded_identity(model, device, args) -> None:
     h, w = (94, 125) if args.quick else SIZES["voc21"]
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.images)]
     seg = sl.BENCHMARKS["voc21"].segmenter(model, device=device, templates=("a photo of a {}.",))
-    together = [m for _, m in predict_packed(seg, images)]
+    together = [m for _, m in seg.predict_many(images)]
     apart = [None] * len(images)
     for rank in range(2):
-        for i, m in predict_packed(seg, range(rank, len(images), 2), lambda i: images[i]):
+        for i, m in seg.predict_many(range(rank, len(images), 2), lambda i: images[i]):
             apart[i] = m
     same = sum(torch.equal(a, b) for a, b in zip(together, apart))
     print(f"  identical masks: {same}/{len(images)}")
