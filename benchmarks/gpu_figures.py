@@ -40,24 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_evaluate import voc_like, write_hub_copy  # noqa: E402
 from bench_packing import compare, report  # noqa: E402
 from bench_segmenter import batching  # noqa: E402
+from bench_shapes import SHAPES as SIZES  # noqa: E402  (each benchmark's typical image, height x width)
 
 import sclip_lib as sl  # noqa: E402
 from sclip_lib.text import _CACHE as text_cache  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*UNTRAINED.*")
 os.environ["SCLIP_TEXT_CACHE"] = "0"  # time the text encoding itself, not a read of the on-disk cache
-# Usual image sizes (height, width): VOC and Context ~500x375, COCO 640x480, Cityscapes 2048x1024,
-# ADE20K ~683x512 (its images vary; 512 is the common short side).
-SIZES = {
-    "voc21": (375, 500),
-    "context60": (375, 500),
-    "coco_object": (480, 640),
-    "voc20": (375, 500),
-    "context59": (375, 500),
-    "coco_stuff": (480, 640),
-    "cityscapes": (1024, 2048),
-    "ade20k": (512, 683),
-}
 # The projection rule: encoder work is compute bound, so time scales with the inverse of the GPU's
 # peak dense FP16 tensor throughput (vendor data sheets, TFLOPS, without sparsity).
 PEAK_FP16_TFLOPS = {"T4": 65, "V100": 125, "A10G": 70, "L4": 121, "A100": 312, "H100": 989, "H200": 989}
