@@ -19,6 +19,8 @@ The evaluation names below (``evaluate``, ``load_benchmark``, ``BENCHMARKS``, ..
 used, so ``import sclip_lib`` stays light and works without the ``[eval]`` extra.
 """
 
+import importlib
+
 from . import viz as viz  # sl.viz: drawing masks and overlays
 from .attention import (
     ATTENTIONS,
@@ -42,28 +44,15 @@ from .version import __version__
 from .windows import sliding_windows
 
 # the evaluation layer's public names, imported on first use (PEP 562)
-_EVALUATION = {
-    "BENCHMARKS": "sclip_lib.evaluation",
-    "PROTOCOLS": "sclip_lib.evaluation",
-    "Benchmark": "sclip_lib.evaluation",
-    "load_benchmark": "sclip_lib.evaluation",
-    "evaluate": "sclip_lib.evaluation",
-    "IoUResult": "sclip_lib.evaluation",
-    "MeanIoU": "sclip_lib.evaluation",
-}
+_EVALUATION = ("BENCHMARKS", "PROTOCOLS", "Benchmark", "load_benchmark", "evaluate", "IoUResult", "MeanIoU")
 
 
 def __getattr__(name: str):
-    if name in _EVALUATION:
-        import importlib
-
-        value = getattr(importlib.import_module(_EVALUATION[name]), name)
-        globals()[name] = value  # once imported, a plain attribute
-        return value
-    if name == "evaluation":
-        import importlib
-
-        return importlib.import_module("sclip_lib.evaluation")
+    if name in _EVALUATION or name == "evaluation":
+        # the first use; later ones find the names in this module (`from . import` would call back here)
+        evaluation = importlib.import_module(".evaluation", __name__)
+        globals().update({n: getattr(evaluation, n) for n in _EVALUATION})
+        return evaluation if name == "evaluation" else globals()[name]
     raise AttributeError(f"module 'sclip_lib' has no attribute {name!r}")
 
 

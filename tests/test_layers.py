@@ -103,3 +103,14 @@ def test_modules_run_as_commands(module, expect):
         [sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 0 and expect in done.stdout, done.stderr
+
+
+def test_the_core_contract_names_every_core_module():
+    """A module added to the package root is core: the import-linter contract must cover it too."""
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(REPO) / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    core = next(c for c in config if c["name"].startswith("the core needs"))
+    on_disk = {f"sclip_lib.{p.stem}" for p in (Path(REPO) / "sclip_lib").glob("*.py") if p.stem != "__init__"}
+    assert set(core["source_modules"]) == on_disk

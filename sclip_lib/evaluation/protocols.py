@@ -33,7 +33,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from ..attention import AttentionVariant, get_attention
 from ..segmenter import Settings
-from .published import Published, published
+from .published import ALL, Published, published
 
 __all__ = [
     "Protocol",
@@ -147,9 +147,6 @@ class Protocol:
 
 def _derive(base: Settings, **per_benchmark: dict) -> dict[str, Settings]:
     return {name: replace(base, **fields) for name, fields in per_benchmark.items()}
-
-
-ALL = ("voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k")
 
 
 # Where this project still differs from the authors' code, each written once: (the protocols it is true

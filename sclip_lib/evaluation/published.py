@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Published", "PUBLISHED", "published"]
+__all__ = ["ALL", "Published", "PUBLISHED", "published"]
 
-# the column order of the papers' tables
-_ALL = ("voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k")
+# the eight benchmarks in the column order of the papers' tables
+ALL = ("voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ _ROWS = (
         "sclip",
         "paper",
         (59.1, 30.4, 30.5, 80.4, 34.2, 22.4, 32.2, 16.1),
-        _ALL,
+        ALL,
         "SCLIP paper (ECCV 2024), " + _REFERENCE,
         False,
         None,
@@ -47,7 +47,7 @@ _ROWS = (
         "sclip",
         "released",
         (59.63, 31.74, 33.52, 81.54, 34.46, 22.77, 32.34, 16.45),
-        _ALL,
+        ALL,
         "wangf3014/SCLIP README, 'Results' (released code)",
         True,
         None,
@@ -57,7 +57,7 @@ _ROWS = (
         "clearclip",
         "paper",
         (51.8, 32.6, 33.0, 80.9, 35.9, 23.9, 30.0, 16.7),
-        _ALL,
+        ALL,
         "ClearCLIP paper (ECCV 2024), " + _REFERENCE,
         False,
         None,
@@ -70,7 +70,7 @@ _ROWS = (
         "naclip",
         "paper",
         (58.9, 32.2, 33.2, 79.7, 35.2, 23.3, 35.5, 17.4),
-        _ALL,
+        ALL,
         "NACLIP paper (WACV 2025), " + _REFERENCE + "; without post-processing (PAMR off) as ResCLIP's table uses them",
         False,
         False,
@@ -80,7 +80,7 @@ _ROWS = (
         "naclip",
         "released",
         (64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05),
-        _ALL,
+        ALL,
         "sinahmr/NACLIP README, 'Results' (released code, PAMR on)",
         True,
         None,
@@ -100,7 +100,7 @@ _ROWS = (
         "naclip+rcs+sfr",
         "paper",
         (61.1, 33.5, 35.0, 86.0, 36.8, 24.7, 35.9, 18.0),
-        _ALL,
+        ALL,
         _RES_SOURCE + "NACLIP +ResCLIP",
         True,
         None,
@@ -110,7 +110,7 @@ _ROWS = (
         "sclip+rcs+sfr",
         "paper",
         (60.7, 32.9, 34.3, 84.6, 35.8, 23.9, 34.4, 17.6),
-        _ALL,
+        ALL,
         _RES_SOURCE + "SCLIP +ResCLIP",
         True,
         None,
@@ -120,7 +120,7 @@ _ROWS = (
         "clearclip+rcs+sfr",
         "paper",
         (59.0, 32.9, 34.0, 87.1, 36.4, 24.3, 34.5, 17.8),
-        _ALL,
+        ALL,
         _RES_SOURCE + "ClearCLIP +ResCLIP",
         True,
         None,
